@@ -1,0 +1,162 @@
+//! The persistence actor: a `SyncArbiter` whose threads run the blocking
+//! RocksDB work. Many threads let concurrent durable writes reach RocksDB
+//! together, where its write thread groups them into one WAL fsync.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::ops::{execute, Op, Shared};
+
+pub struct Persistence {
+    shared: Shared,
+}
+
+impl Persistence {
+    pub fn new(shared: Shared) -> Self {
+        Persistence { shared }
+    }
+}
+
+impl Actor for Persistence {
+    type Context = SyncContext<Self>;
+
+    fn started(&mut self, _ctx: &mut Self::Context) {
+        self.shared.status.set_state("persistence", "running");
+    }
+}
+
+/// Run one operation.
+#[derive(Message)]
+#[rtype(result = "Result<Value>")]
+pub struct Execute(pub Op);
+
+impl Handler<Execute> for Persistence {
+    type Result = Result<Value>;
+    fn handle(&mut self, msg: Execute, _: &mut Self::Context) -> Result<Value> {
+        let method = msg.0.method();
+        let _span = tracing::debug_span!("op", method).entered();
+        execute(&self.shared, msg.0)
+    }
+}
+
+/// Make everything acknowledged so far durable: fsync the WAL and flush
+/// the memtables. Sent by [`PersistenceHandle::barrier`] once no earlier
+/// operation is in flight.
+#[derive(Message)]
+#[rtype(result = "Result<()>")]
+pub struct Flush;
+
+impl Handler<Flush> for Persistence {
+    type Result = Result<()>;
+    fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Result<()> {
+        self.shared.engine.flush()
+    }
+}
+
+/// Upsert one record of the daemon's own into the memory bus.
+#[derive(Message)]
+#[rtype(result = "Result<()>")]
+pub struct Publish {
+    pub namespace: String,
+    pub key: String,
+    pub value: Value,
+}
+
+impl Handler<Publish> for Persistence {
+    type Result = Result<()>;
+    fn handle(&mut self, p: Publish, _: &mut Self::Context) -> Result<()> {
+        self.shared.memory.publish(&p.namespace, &p.key, &p.value)
+    }
+}
+
+/// Compute the vector storage record (RocksDB properties; blocking).
+#[derive(Message)]
+#[rtype(result = "Result<super::VectorStorageRecord>")]
+pub struct CollectStorage;
+
+impl Handler<CollectStorage> for Persistence {
+    type Result = Result<super::VectorStorageRecord>;
+    fn handle(&mut self, _: CollectStorage, _: &mut Self::Context) -> Self::Result {
+        Ok(super::status_actor::collect_storage(&self.shared.engine))
+    }
+}
+
+/// The address of the persistence actor plus a count of operations in
+/// flight, so a barrier can wait for every earlier operation.
+#[derive(Clone)]
+pub struct PersistenceHandle {
+    addr: Addr<Persistence>,
+    inflight: Arc<AtomicUsize>,
+}
+
+struct InflightGuard(Arc<AtomicUsize>);
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl PersistenceHandle {
+    pub fn new(addr: Addr<Persistence>) -> Self {
+        PersistenceHandle {
+            addr,
+            inflight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    pub fn addr(&self) -> &Addr<Persistence> {
+        &self.addr
+    }
+
+    pub fn inflight(&self) -> usize {
+        self.inflight.load(Ordering::SeqCst)
+    }
+
+    /// Run an operation on the persistence threads.
+    pub async fn call(&self, op: Op) -> Result<Value> {
+        self.inflight.fetch_add(1, Ordering::SeqCst);
+        let _guard = InflightGuard(self.inflight.clone());
+        self.addr
+            .send(Execute(op))
+            .await
+            .map_err(|e| Error::unavailable(format!("persistence actor is not running: {e}")))?
+    }
+
+    pub async fn publish(&self, namespace: &str, key: &str, value: Value) -> Result<()> {
+        self.addr
+            .send(Publish {
+                namespace: namespace.to_string(),
+                key: key.to_string(),
+                value,
+            })
+            .await
+            .map_err(|e| Error::unavailable(format!("persistence actor is not running: {e}")))?
+    }
+
+    pub async fn collect_storage(&self) -> Result<super::VectorStorageRecord> {
+        self.addr
+            .send(CollectStorage)
+            .await
+            .map_err(|e| Error::unavailable(format!("persistence actor is not running: {e}")))?
+    }
+
+    /// Wait (up to `timeout`) until no operation is in flight, then flush.
+    /// Returns how many operations were still running at the deadline.
+    pub async fn barrier(&self, timeout: Duration) -> Result<usize> {
+        let deadline = Instant::now() + timeout;
+        while self.inflight() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let left = self.inflight();
+        self.addr
+            .send(Flush)
+            .await
+            .map_err(|e| Error::unavailable(format!("persistence actor is not running: {e}")))??;
+        Ok(left)
+    }
+}

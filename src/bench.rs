@@ -1,0 +1,617 @@
+//! `ruvector-storage bench`: the seed's "benchmark storage before
+//! production". Every comparison is a ratio measured in the same run, on the
+//! same machine, with the same durability settings on both sides.
+//!
+//! (a) raw RocksDB WriteBatch ingest vs (b) the daemon's JSON-RPC batch API;
+//! (c) durable single writes with 1 and 32 concurrent clients (in-process
+//! and over JSON-RPC); (d) point reads, raw vs in-process vs JSON-RPC;
+//! (e) MCP `memory_store` over stdio, optionally against another MCP server;
+//! (f) daemon start-up time and idle RSS.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use clap::Args;
+use rocksdb::{WriteBatch, WriteOptions};
+use serde_json::{json, Map, Value};
+
+use crate::clock::SystemClock;
+use crate::codec;
+use crate::config::Config;
+use crate::engine::{composite_key, Cf, Engine};
+use crate::error::{Error, Result};
+use crate::npy::Matrix;
+use crate::rpc::client::{read_daemon_info, Client};
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    /// Vectors to ingest.
+    #[arg(long, default_value_t = 100_000)]
+    pub count: usize,
+    /// .npy file (float32, rows × dim); rows are reused with new ids to reach --count.
+    #[arg(long)]
+    pub vectors: Option<PathBuf>,
+    /// Dimension of synthetic vectors when --vectors is not given.
+    #[arg(long, default_value_t = 384)]
+    pub dim: usize,
+    /// Vectors per batch.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Durability for the ingest runs, on both sides: always | interval:<ms> | never.
+    #[arg(long, default_value = "always")]
+    pub sync: String,
+    /// Block compression on both sides: zstd | lz4 | none.
+    #[arg(long, default_value = "zstd")]
+    pub compression: String,
+    /// Durable single writes per measurement.
+    #[arg(long, default_value_t = 3000)]
+    pub writes: usize,
+    /// Point reads per measurement.
+    #[arg(long, default_value_t = 100_000)]
+    pub reads: usize,
+    /// Sequential MCP memory_store calls.
+    #[arg(long, default_value_t = 1000)]
+    pub mcp_calls: usize,
+    /// Another MCP stdio server to drive with the same memory_store loop,
+    /// e.g. "npx -y claude-flow@3.43.0 mcp start".
+    #[arg(long)]
+    pub compare_mcp: Option<String>,
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "bench-results.json")]
+    pub out: PathBuf,
+    /// Scratch directory (default: a fresh temporary directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+struct Row {
+    name: String,
+    value: f64,
+    unit: &'static str,
+}
+
+struct Report {
+    rows: Vec<Row>,
+    json: Map<String, Value>,
+}
+
+impl Report {
+    fn add(&mut self, key: &str, name: &str, value: f64, unit: &'static str) {
+        eprintln!("  {name:<58} {value:>12.1} {unit}");
+        self.rows.push(Row {
+            name: name.to_string(),
+            value,
+            unit,
+        });
+        self.json.insert(key.to_string(), json!(value));
+    }
+}
+
+/// Vectors to ingest: from the .npy file (cycled) or deterministic noise.
+fn source(args: &BenchArgs) -> Result<Matrix> {
+    if let Some(p) = &args.vectors {
+        return crate::npy::load(p);
+    }
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let rows = args.count.min(10_000);
+    let data = (0..rows * args.dim)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect();
+    Ok(Matrix {
+        rows,
+        dim: args.dim,
+        data,
+    })
+}
+
+fn bench_config(dir: &Path, args: &BenchArgs, sync: &str) -> Config {
+    let mut c = Config {
+        data_dir: dir.to_path_buf(),
+        sync: sync.to_string(),
+        ..Config::default()
+    };
+    c.rocksdb.compression = args.compression.clone();
+    c
+}
+
+/// A daemon child process for the benchmark.
+struct Daemon {
+    child: std::process::Child,
+    client: Client,
+    ready: Duration,
+}
+
+impl Daemon {
+    async fn start(dir: &Path, args: &BenchArgs, sync: &str) -> Result<Daemon> {
+        let exe = std::env::current_exe().map_err(|e| Error::io(e.to_string()))?;
+        std::fs::create_dir_all(dir)?;
+        let t0 = Instant::now();
+        let child = std::process::Command::new(exe)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--sync",
+                sync,
+                "--log-level",
+                "warn",
+                "--data-dir",
+            ])
+            .arg(dir)
+            .env("RUVECTOR_STORAGE__ROCKSDB__COMPRESSION", &args.compression)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| Error::io(format!("starting the daemon: {e}")))?;
+        loop {
+            if let Ok(Some(info)) = read_daemon_info(dir) {
+                let client = Client::new(&info.url, Duration::from_secs(120))?;
+                if client.health().await.is_ok() {
+                    return Ok(Daemon {
+                        child,
+                        client,
+                        ready: t0.elapsed(),
+                    });
+                }
+            }
+            if t0.elapsed() > Duration::from_secs(30) {
+                return Err(Error::unavailable(
+                    "bench daemon did not become ready in 30 s",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    fn rss_mb(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|kb| kb.parse::<f64>().ok())
+                })
+            })
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(0.0)
+    }
+
+    fn stop(mut self) {
+        // SAFETY: plain kill(2) on our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn rate(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64().max(1e-9)
+}
+
+async fn concurrent<F, Fut>(clients: usize, total: usize, f: F) -> Result<Duration>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    let t = Instant::now();
+    let per = total / clients;
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let f = f.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per {
+                f(c * per + i).await?;
+            }
+            Ok::<(), Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| Error::internal(e.to_string()))??;
+    }
+    Ok(t.elapsed())
+}
+
+fn threads<F>(n: usize, total: usize, f: F) -> Result<Duration>
+where
+    F: Fn(usize) -> Result<()> + Sync,
+{
+    let t = Instant::now();
+    let per = total / n;
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..n)
+            .map(|c| {
+                let f = &f;
+                s.spawn(move || (0..per).try_for_each(|i| f(c * per + i)))
+            })
+            .collect();
+        hs.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(Error::internal("bench thread panicked")))
+        })
+    })?;
+    Ok(t.elapsed())
+}
+
+pub async fn run(args: BenchArgs) -> Result<String> {
+    let _tmp;
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => {
+            _tmp = tempfile_dir()?;
+            _tmp.0.clone()
+        }
+    };
+    let m = Arc::new(source(&args)?);
+    let mut r = Report {
+        rows: Vec::new(),
+        json: Map::new(),
+    };
+    r.json.insert("config".into(), json!({"count": args.count, "dim": m.dim, "batch": args.batch,
+        "sync": args.sync, "compression": args.compression,
+        "source": args.vectors.as_ref().map(|p| p.display().to_string()).unwrap_or("synthetic".into())}));
+    eprintln!(
+        "ruvector-storage bench: {} × {}-dim vectors, batches of {}, sync={}, compression={}",
+        args.count, m.dim, args.batch, args.sync, args.compression
+    );
+
+    // (a) raw RocksDB WriteBatch ingest.
+    let raw_dir = dir.join("raw");
+    let engine = Engine::open(
+        &bench_config(&raw_dir, &args, &args.sync),
+        Arc::new(SystemClock),
+    )?;
+    let m2 = m.clone();
+    let (e2, count, batch, sync_always) = (
+        engine.clone(),
+        args.count,
+        args.batch,
+        args.sync == "always",
+    );
+    let raw_time = tokio::task::spawn_blocking(move || -> Result<Duration> {
+        let t = Instant::now();
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync_always);
+        let cf = e2.cf(Cf::Vectors);
+        for start in (0..count).step_by(batch) {
+            let mut b = WriteBatch::default();
+            for i in start..(start + batch).min(count) {
+                b.put_cf(
+                    cf,
+                    composite_key("bench", &format!("v{i}")),
+                    codec::encode_f32(m2.row(i % m2.rows)),
+                );
+            }
+            e2.db().write_opt(b, &wo)?;
+        }
+        Ok(t.elapsed())
+    })
+    .await
+    .map_err(|e| Error::internal(e.to_string()))??;
+    let raw_ingest = rate(args.count, raw_time);
+    r.add(
+        "raw_ingest_vps",
+        "(a) raw RocksDB WriteBatch ingest",
+        raw_ingest,
+        "vectors/s",
+    );
+
+    // (f) start-up and idle RSS, then (b) JSON-RPC ingest.
+    let d = Daemon::start(&dir.join("daemon"), &args, &args.sync).await?;
+    r.add(
+        "ready_ms",
+        "(f) daemon ready to serve (empty store)",
+        d.ready.as_secs_f64() * 1000.0,
+        "ms",
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    r.add("idle_rss_mb", "(f) idle daemon RSS", d.rss_mb(), "MB");
+    let c = d.client.clone();
+    c.call(
+        "collection_create",
+        json!({"name": "bench", "dimension": m.dim}),
+    )
+    .await
+    .map_err(|e| e.into_error())?;
+    let bodies: Vec<Value> = (0..args.count)
+        .step_by(args.batch)
+        .map(|start| {
+            let vectors: Vec<Value> = (start..(start + args.batch).min(args.count))
+                .map(|i| json!({"id": format!("v{i}"), "vector_b64":
+                    base64::engine::general_purpose::STANDARD.encode(codec::f32_to_le(m.row(i % m.rows)))}))
+                .collect();
+            json!({"collection": "bench", "vectors": vectors})
+        })
+        .collect();
+    let t = Instant::now();
+    for body in bodies {
+        c.call("vector_upsert", body)
+            .await
+            .map_err(|e| e.into_error())?;
+    }
+    let rpc_ingest = rate(args.count, t.elapsed());
+    r.add(
+        "rpc_ingest_vps",
+        "(b) JSON-RPC vector_upsert ingest (base64, 1 client)",
+        rpc_ingest,
+        "vectors/s",
+    );
+    r.add(
+        "ratio_rpc_vs_raw_ingest",
+        "    ratio (b)/(a)",
+        rpc_ingest / raw_ingest,
+        "x",
+    );
+
+    // (c) durable single writes: in-process threads and JSON-RPC clients.
+    let durable_dir = dir.join("durable");
+    let de = Engine::open(
+        &bench_config(&durable_dir, &args, "always"),
+        Arc::new(SystemClock),
+    )?;
+    let mut inproc = Vec::new();
+    for n in [1usize, 32] {
+        let de = de.clone();
+        let total = args.writes;
+        let took = tokio::task::spawn_blocking(move || {
+            threads(n, total, |i| {
+                de.kv_put_many(&[(format!("w{n}-{i}"), "x".repeat(100))])
+            })
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))??;
+        inproc.push(rate(args.writes, took));
+    }
+    r.add(
+        "inproc_durable_1",
+        "(c) sync=always writes in-process, 1 thread",
+        inproc[0],
+        "writes/s",
+    );
+    r.add(
+        "inproc_durable_32",
+        "(c) sync=always writes in-process, 32 threads",
+        inproc[1],
+        "writes/s",
+    );
+    r.add(
+        "ratio_inproc_32_vs_1",
+        "    ratio 32/1",
+        inproc[1] / inproc[0],
+        "x",
+    );
+    let durable = if args.sync == "always" {
+        None
+    } else {
+        Some(Daemon::start(&dir.join("daemon-durable"), &args, "always").await?)
+    };
+    let dc = durable
+        .as_ref()
+        .map(|d| d.client.clone())
+        .unwrap_or_else(|| c.clone());
+    let mut rpc_w = Vec::new();
+    for n in [1usize, 32] {
+        let dc = dc.clone();
+        let took = concurrent(n, args.writes, move |i| {
+            let dc = dc.clone();
+            async move {
+                dc.call(
+                    "storage_write",
+                    json!({"key": format!("r{n}-{i}"), "value": "x".repeat(100)}),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| e.into_error())
+            }
+        })
+        .await?;
+        rpc_w.push(rate(args.writes, took));
+    }
+    r.add(
+        "rpc_durable_1",
+        "(c) sync=always storage_write over JSON-RPC, 1 client",
+        rpc_w[0],
+        "writes/s",
+    );
+    r.add(
+        "rpc_durable_32",
+        "(c) sync=always storage_write over JSON-RPC, 32 clients",
+        rpc_w[1],
+        "writes/s",
+    );
+    r.add(
+        "ratio_rpc_32_vs_1",
+        "    ratio 32/1",
+        rpc_w[1] / rpc_w[0],
+        "x",
+    );
+    if let Some(d) = durable {
+        d.stop();
+    }
+
+    // (d) point reads: raw get vs engine.kv_get (in-process) vs storage_read.
+    let keys = 10_000usize;
+    let de2 = de.clone();
+    let reads = args.reads;
+    let (raw_reads, engine_reads) = tokio::task::spawn_blocking(move || -> Result<(f64, f64)> {
+        for chunk in (0..keys).collect::<Vec<_>>().chunks(1000) {
+            let entries: Vec<(String, String)> = chunk
+                .iter()
+                .map(|i| (format!("k{i:06}"), "v".repeat(100)))
+                .collect();
+            de2.kv_put_many(&entries)?;
+        }
+        de2.flush()?;
+        let cf = de2.cf(Cf::Kv);
+        let key = |i: usize| format!("k{:06}", (i * 7919) % keys);
+        let mut best = (0.0f64, 0.0f64);
+        for _ in 0..3 {
+            let t = Instant::now();
+            for i in 0..reads {
+                std::hint::black_box(de2.db().get_pinned_cf(cf, key(i).as_bytes())?);
+            }
+            best.0 = best.0.max(rate(reads, t.elapsed()));
+            let t = Instant::now();
+            for i in 0..reads {
+                std::hint::black_box(de2.kv_get(&key(i))?);
+            }
+            best.1 = best.1.max(rate(reads, t.elapsed()));
+        }
+        Ok(best)
+    })
+    .await
+    .map_err(|e| Error::internal(e.to_string()))??;
+    r.add(
+        "raw_reads",
+        "(d) raw RocksDB get_pinned_cf",
+        raw_reads,
+        "reads/s",
+    );
+    r.add(
+        "inproc_reads",
+        "(d) in-process engine kv_get",
+        engine_reads,
+        "reads/s",
+    );
+    r.add(
+        "ratio_inproc_vs_raw_reads",
+        "    ratio in-process/raw",
+        engine_reads / raw_reads,
+        "x",
+    );
+    for i in 0..100 {
+        c.call(
+            "storage_write",
+            json!({"key": format!("k{i:03}"), "value": "v".repeat(100)}),
+        )
+        .await
+        .map_err(|e| e.into_error())?;
+    }
+    for n in [1usize, 32] {
+        let c2 = c.clone();
+        let total = (args.reads / 10).max(n);
+        let took = concurrent(n, total, move |i| {
+            let c2 = c2.clone();
+            async move {
+                c2.call("storage_read", json!({"key": format!("k{:03}", i % 100)}))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.into_error())
+            }
+        })
+        .await?;
+        r.add(
+            &format!("rpc_reads_{n}"),
+            &format!("(d) storage_read over JSON-RPC, {n} client(s)"),
+            rate(total, took),
+            "reads/s",
+        );
+    }
+
+    // (e) MCP memory_store over stdio, one client, sequential calls.
+    let exe = std::env::current_exe().map_err(|e| Error::io(e.to_string()))?;
+    let mut ours = tokio::process::Command::new(exe);
+    ours.args(["mcp", "--connect", c.url()])
+        .stderr(Stdio::null());
+    let mcp_rate = mcp_store_rate(ours, args.mcp_calls).await?;
+    r.add(
+        "mcp_store_per_s",
+        "(e) MCP memory_store (ruvector-storage, stdio)",
+        mcp_rate,
+        "calls/s",
+    );
+    if let Some(cmd) = &args.compare_mcp {
+        let mut theirs = tokio::process::Command::new("sh");
+        theirs
+            .args(["-c", cmd])
+            .stderr(Stdio::null())
+            .current_dir(&dir);
+        let other = mcp_store_rate(theirs, (args.mcp_calls / 10).max(20)).await?;
+        r.add(
+            "mcp_compare_per_s",
+            "(e) MCP memory_store (comparison server)",
+            other,
+            "calls/s",
+        );
+        r.add(
+            "ratio_mcp_vs_compare",
+            "    ratio ours/theirs",
+            mcp_rate / other,
+            "x",
+        );
+    }
+    d.stop();
+
+    let table = r
+        .rows
+        .iter()
+        .map(|row| format!("{:<60} {:>14.2} {}", row.name, row.value, row.unit))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let body = serde_json::to_string_pretty(&Value::Object(r.json))
+        .map_err(|e| Error::internal(e.to_string()))?;
+    std::fs::write(&args.out, body)
+        .map_err(|e| Error::io(format!("writing {}: {e}", args.out.display())))?;
+    Ok(format!(
+        "{table}\n\nresults written to {}",
+        args.out.display()
+    ))
+}
+
+/// Drive an MCP stdio server with sequential `memory_store` calls.
+async fn mcp_store_rate(cmd: tokio::process::Command, calls: usize) -> Result<f64> {
+    use rmcp::model::CallToolRequestParams;
+    use rmcp::ServiceExt;
+    let transport = rmcp::transport::TokioChildProcess::new(cmd)
+        .map_err(|e| Error::io(format!("starting MCP server: {e}")))?;
+    let client = ().serve(transport).await.map_err(|e| Error::io(format!("MCP initialize: {e}")))?;
+    let tools = client
+        .list_all_tools()
+        .await
+        .map_err(|e| Error::io(format!("tools/list: {e}")))?;
+    let v3 = tools.iter().any(|t| t.name == "memory_store");
+    let args = |i: usize| -> Map<String, Value> {
+        let v = if v3 {
+            json!({"key": format!("bench/{i}"), "value": format!("value {i}"), "namespace": "bench", "upsert": true})
+        } else {
+            json!({"action": "store", "key": format!("bench/{i}"), "value": format!("value {i}"), "namespace": "bench"})
+        };
+        v.as_object().cloned().unwrap_or_default()
+    };
+    let name = if v3 { "memory_store" } else { "memory_usage" };
+    let t = Instant::now();
+    for i in 0..calls {
+        let res = client
+            .call_tool(CallToolRequestParams::new(name).with_arguments(args(i)))
+            .await
+            .map_err(|e| Error::io(format!("tools/call {name}: {e}")))?;
+        if res.is_error == Some(true) {
+            return Err(Error::internal(format!("{name} failed: {:?}", res.content)));
+        }
+    }
+    let r = rate(calls, t.elapsed());
+    let _ = client.cancel().await;
+    Ok(r)
+}
+
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempfile_dir() -> Result<TempDir> {
+    let p = std::env::temp_dir().join(format!("ruvector-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&p)?;
+    Ok(TempDir(p))
+}

@@ -1,0 +1,97 @@
+//! Process entry: parse arguments, load config, pick a runtime, run.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use super::{Cli, Command};
+use crate::config::{Config, Overrides};
+use crate::error::{Error, Result};
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io(format!("cannot start the async runtime: {e}")))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        _ => {
+            tracing::error!("cannot install signal handlers; stop the daemon with SIGKILL");
+            std::future::pending::<()>().await
+        }
+    }
+}
+
+fn serve(cli_config: Option<&std::path::Path>, overrides: &Overrides) -> Result<()> {
+    let config = Config::load(cli_config, overrides)?;
+    crate::telemetry::init(&config.log_level);
+    let rt = runtime()?;
+    actix_rt::System::with_tokio_rt(move || rt)
+        .block_on(crate::daemon::run(config, shutdown_signal()))
+}
+
+fn dispatch(cli: Cli) -> Result<String> {
+    let config_path = cli.config.as_deref();
+    match cli.command {
+        Command::Init { path, engine } => super::init(&path, &engine),
+        Command::Serve(args) => serve(config_path, &args.overrides()).map(|_| String::new()),
+        Command::Mcp { data_dir, connect } => {
+            crate::telemetry::init("warn");
+            runtime()?.block_on(async move {
+                let client = match connect {
+                    Some(url) => {
+                        crate::rpc::client::Client::connect(&crate::rpc::client::Target::Url(url))
+                            .await?
+                    }
+                    None => {
+                        crate::mcp::ensure_daemon(
+                            &data_dir,
+                            config_path,
+                            super::MCP_DAEMON_START_TIMEOUT,
+                        )
+                        .await?
+                    }
+                };
+                crate::mcp::serve_stdio(client).await
+            })?;
+            Ok(String::new())
+        }
+        Command::Bench(args) => runtime()?.block_on(crate::bench::run(args)),
+        other => runtime()?.block_on(super::run_client(other)),
+    }
+}
+
+/// `main` of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(out) => {
+            if !out.is_empty() {
+                println!("{out}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(match e.kind {
+                crate::error::ErrorKind::InvalidInput => 2,
+                crate::error::ErrorKind::NotFound => 3,
+                crate::error::ErrorKind::Unavailable => 4,
+                _ => 1,
+            })
+        }
+    }
+}

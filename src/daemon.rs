@@ -1,0 +1,127 @@
+//! The supervisor: opens the store, starts the actors and the JSON-RPC
+//! server, announces itself in `daemon.json`, and owns the one shutdown
+//! path: stop accepting → finish in-flight work → flush → exit.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::actors::{Persistence, PersistenceHandle, StatusActor};
+use crate::bus::MemoryStore;
+use crate::clock::{iso_ms, Clock, SystemClock};
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::ops::Shared;
+use crate::rpc::client::{daemon_json_path, read_daemon_info, DaemonInfo};
+use crate::rpc::{self, RpcState};
+use crate::status::StatusBoard;
+
+/// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync dir.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::invalid(format!("{} has no parent directory", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let mut f = std::fs::File::create(&tmp)
+        .map_err(|e| Error::io(format!("creating {}: {e}", tmp.display())))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(format!("writing {}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| Error::io(format!("renaming {} into place: {e}", path.display())))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(format!("syncing {}: {e}", dir.display())))?;
+    Ok(())
+}
+
+/// Run the daemon until `shutdown` resolves. Must be called inside an actix
+/// `System` (see `main.rs`).
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let started = std::time::Instant::now();
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        Error::io(format!(
+            "cannot create data dir {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+    let board = Arc::new(StatusBoard::new());
+    let cfg = config.clone();
+    let engine = tokio::task::spawn_blocking(move || Engine::open(&cfg, Arc::new(SystemClock)))
+        .await
+        .map_err(|e| Error::internal(format!("store open task failed: {e}")))??;
+    let shared = Shared {
+        memory: Arc::new(MemoryStore::new(engine.clone())),
+        engine,
+        status: board.clone(),
+    };
+    let arbiter_shared = shared.clone();
+    let addr = SyncArbiter::start(config.persistence_threads, move || {
+        Persistence::new(arbiter_shared.clone())
+    });
+    let persistence = PersistenceHandle::new(addr);
+
+    let every = Duration::from_secs(config.status_interval_secs);
+    let (p2, b2) = (persistence.clone(), board.clone());
+    let status = actix::Supervisor::start(move |_| StatusActor::new(p2, b2, every));
+
+    let state = Arc::new(RpcState::new(persistence.clone()));
+    let (server, bound) = rpc::start(
+        &config.listen,
+        config.limits.max_request_bytes,
+        state.clone(),
+    )
+    .await?;
+    board.set_state("rpc", "running");
+
+    let info = DaemonInfo {
+        pid: std::process::id(),
+        address: bound.to_string(),
+        url: format!("http://{bound}"),
+        ws_url: format!("ws://{bound}"),
+        data_dir: config.data_dir.display().to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: iso_ms(SystemClock.now_ms()),
+    };
+    let info_json = serde_json::to_vec_pretty(&info).map_err(|e| Error::internal(e.to_string()))?;
+    write_atomic(&daemon_json_path(&config.data_dir), &info_json)?;
+    tracing::info!(
+        address = %bound,
+        data_dir = %config.data_dir.display(),
+        sync = %config.sync,
+        ready_ms = started.elapsed().as_millis() as u64,
+        "ruvector-storage ready"
+    );
+
+    shutdown.await;
+    tracing::info!("shutdown requested: refusing new requests");
+    let deadline = Duration::from_secs(config.shutdown_timeout_secs);
+    state.stop_accepting();
+    let _ = server.stop();
+    let left = persistence.barrier(deadline).await?;
+    if left > 0 {
+        tracing::warn!(
+            in_flight = left,
+            "shutdown deadline passed with requests still running"
+        );
+    }
+    board.set_state("rpc", "stopped");
+    drop(status);
+    if matches!(read_daemon_info(&config.data_dir), Ok(Some(i)) if i.pid == std::process::id()) {
+        let _ = std::fs::remove_file(daemon_json_path(&config.data_dir));
+    }
+    tokio::time::timeout(Duration::from_secs(2), server.stopped())
+        .await
+        .ok();
+    tracing::info!("store flushed; goodbye");
+    Ok(())
+}

@@ -1,0 +1,446 @@
+//! The RocksDB store: column families, key encoding, write options and the
+//! durability policy. Plain blocking code, no actix: the persistence actor
+//! calls it from its own threads.
+//!
+//! Column families:
+//!
+//! | CF         | key                          | value                         |
+//! |------------|------------------------------|-------------------------------|
+//! | `kv`       | user key (UTF-8)             | `Raw` codec + bytes           |
+//! | `vectors`  | collection `\0` id           | `F32Le` codec + floats        |
+//! | `metadata` | collection `\0` id           | `Json` codec + object         |
+//! | `memory`   | namespace `\0` key           | `MemoryV1` codec (expiry+JSON)|
+//! | `sys`      | `collection/<name>`, `ctr/…` | `Json` / u64 counters (merge) |
+
+mod kv;
+mod vectors;
+
+pub use kv::ScanPage;
+pub use vectors::{CollectionInfo, Metric, VectorInput, VectorOut};
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType,
+    MergeOperands, Options, WriteBatch, WriteOptions, DB,
+};
+use serde::Serialize;
+
+use crate::clock::{Clock, SystemClock};
+use crate::codec;
+use crate::config::{Compression, Config, Limits, SyncPolicy};
+use crate::error::{Error, Result};
+
+/// The column families, in creation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cf {
+    Kv,
+    Vectors,
+    Metadata,
+    Memory,
+    Sys,
+}
+
+impl Cf {
+    pub const ALL: [Cf; 5] = [Cf::Kv, Cf::Vectors, Cf::Metadata, Cf::Memory, Cf::Sys];
+    pub fn name(self) -> &'static str {
+        match self {
+            Cf::Kv => "kv",
+            Cf::Vectors => "vectors",
+            Cf::Metadata => "metadata",
+            Cf::Memory => "memory",
+            Cf::Sys => "sys",
+        }
+    }
+}
+
+/// Schema version stored in `sys` under `schema_version`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Operation counters (monotonic since open).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub writes: AtomicU64,
+    pub write_bytes: AtomicU64,
+    pub reads: AtomicU64,
+    pub read_bytes: AtomicU64,
+    pub wal_syncs: AtomicU64,
+}
+
+/// Per-column-family figures from RocksDB properties.
+#[derive(Debug, Clone, Serialize)]
+pub struct CfStats {
+    pub name: &'static str,
+    pub estimate_num_keys: u64,
+    pub sst_bytes: u64,
+    pub live_data_bytes: u64,
+    pub memtable_bytes: u64,
+}
+
+/// A point-in-time summary of the store.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreStats {
+    pub path: String,
+    pub sync: String,
+    pub compression: String,
+    pub latest_sequence: u64,
+    pub size_bytes: u64,
+    pub disk_bytes: u64,
+    pub column_families: Vec<CfStats>,
+    pub writes: u64,
+    pub write_bytes: u64,
+    pub reads: u64,
+    pub read_bytes: u64,
+    pub uptime_secs: u64,
+}
+
+/// The open store. Share it as `Arc<Engine>`.
+pub struct Engine {
+    db: DB,
+    path: PathBuf,
+    sync: SyncPolicy,
+    compression: Compression,
+    limits: Limits,
+    clock: Arc<dyn Clock>,
+    counters: Counters,
+    opened_at: Instant,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("path", &self.path)
+            .field("sync", &self.sync)
+            .finish()
+    }
+}
+
+/// Sum of u64 little-endian counters: the `sys` merge operator.
+fn counter_merge(_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands) -> Option<Vec<u8>> {
+    let read = |b: &[u8]| -> i64 {
+        let mut a = [0u8; 8];
+        if b.len() == 8 {
+            a.copy_from_slice(b);
+        }
+        i64::from_le_bytes(a)
+    };
+    let mut total = existing.map(read).unwrap_or(0);
+    for op in ops {
+        total = total.saturating_add(read(op));
+    }
+    Some(total.to_le_bytes().to_vec())
+}
+
+/// Drop memory entries whose TTL has passed (physical removal of what reads
+/// already hide). Uses the wall clock: compaction runs in RocksDB's threads.
+fn ttl_filter(_level: u32, _key: &[u8], value: &[u8]) -> rocksdb::CompactionDecision {
+    match codec::memory_expiry(value) {
+        Some(exp) if exp > 0 && exp <= SystemClock.now_ms() => rocksdb::CompactionDecision::Remove,
+        _ => rocksdb::CompactionDecision::Keep,
+    }
+}
+
+fn cf_options(config: &Config, cache: &Cache, cf: Cf) -> Options {
+    let r = &config.rocksdb;
+    let mut opts = Options::default();
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_block_size(r.block_size_kb * 1024);
+    if r.bloom_bits_per_key > 0.0 {
+        table.set_bloom_filter(r.bloom_bits_per_key, false);
+    }
+    table.set_cache_index_and_filter_blocks(true);
+    opts.set_block_based_table_factory(&table);
+    opts.set_write_buffer_size(r.write_buffer_size_mb * 1024 * 1024);
+    opts.set_max_write_buffer_number(r.max_write_buffer_number);
+    opts.set_target_file_size_base(r.target_file_size_mb * 1024 * 1024);
+    match config.compression() {
+        Compression::Zstd => {
+            opts.set_compression_type(DBCompressionType::Zstd);
+            opts.set_compression_options(-14, r.zstd_level, 0, 0);
+        }
+        Compression::Lz4 => opts.set_compression_type(DBCompressionType::Lz4),
+        Compression::None => opts.set_compression_type(DBCompressionType::None),
+    }
+    match cf {
+        Cf::Memory => opts.set_compaction_filter("ruvector-ttl", ttl_filter),
+        Cf::Sys => opts.set_merge_operator_associative("ruvector-counter", counter_merge),
+        _ => {}
+    }
+    opts
+}
+
+impl Engine {
+    /// Open (creating if needed) the store under `<data_dir>/db`.
+    pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Engine>> {
+        let path = config.data_dir.join("db");
+        std::fs::create_dir_all(&path)
+            .map_err(|e| Error::io(format!("cannot create {}: {e}", path.display())))?;
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_background_jobs(config.rocksdb.max_background_jobs);
+        db_opts.set_bytes_per_sync(1 << 20);
+        db_opts.set_keep_log_file_num(5);
+        // Concurrent writers join one write group: one WAL write + one fsync.
+        db_opts.set_enable_pipelined_write(false);
+        let cache = Cache::new_lru_cache(config.rocksdb.block_cache_mb * 1024 * 1024);
+        let cfs = Cf::ALL
+            .iter()
+            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(config, &cache, *cf)));
+        let db = DB::open_cf_descriptors(&db_opts, &path, cfs).map_err(|e| {
+            let err = Error::from(e);
+            if err.message.contains("lock") || err.message.contains("LOCK") {
+                Error::unavailable(format!(
+                    "the store at {} is locked by another process (is a daemon already running for this data dir?): {}",
+                    path.display(),
+                    err.message
+                ))
+            } else {
+                err.context(format!("opening the store at {}", path.display()))
+            }
+        })?;
+        let engine = Arc::new(Engine {
+            db,
+            path,
+            sync: config.sync_policy(),
+            compression: config.compression(),
+            limits: config.limits.clone(),
+            clock,
+            counters: Counters::default(),
+            opened_at: Instant::now(),
+        });
+        engine.check_schema()?;
+        if let SyncPolicy::Interval(every) = engine.sync {
+            spawn_wal_syncer(Arc::downgrade(&engine), every);
+        }
+        Ok(engine)
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        let sys = self.cf(Cf::Sys);
+        match self.db.get_pinned_cf(sys, b"schema_version")? {
+            None => {
+                let mut b = WriteBatch::default();
+                b.put_cf(sys, b"schema_version", SCHEMA_VERSION.to_le_bytes());
+                self.write(b)
+            }
+            Some(v) if v.as_ref() == SCHEMA_VERSION.to_le_bytes() => Ok(()),
+            Some(v) => Err(Error::corruption(format!(
+                "store schema version {:?} is not supported by this build (expects {SCHEMA_VERSION})",
+                v.as_ref()
+            ))),
+        }
+    }
+
+    pub fn cf(&self, cf: Cf) -> &ColumnFamily {
+        // Every CF is created at open; a missing handle cannot happen after a
+        // successful open, so this indexes a fixed set.
+        self.db
+            .cf_handle(cf.name())
+            .unwrap_or_else(|| unreachable!("column family {} opened at start", cf.name()))
+    }
+
+    pub fn db(&self) -> &DB {
+        &self.db
+    }
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+    pub fn sync_policy(&self) -> SyncPolicy {
+        self.sync
+    }
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Apply a batch atomically under the durability policy. With
+    /// `sync = always` the call returns only after the WAL is fsynced;
+    /// concurrent callers are grouped by RocksDB's write thread into one
+    /// WAL write and one fsync (group commit).
+    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        let bytes = batch.size_in_bytes() as u64;
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.sync == SyncPolicy::Always);
+        self.db.write_opt(batch, &wo)?;
+        self.counters.writes.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .write_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Write without fsync regardless of policy (bookkeeping such as access
+    /// counters, where losing the last increments in a crash is acceptable).
+    pub fn write_relaxed(&self, batch: WriteBatch) -> Result<()> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(false);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
+    pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let v = self.db.get_pinned_cf(self.cf(cf), key)?;
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        Ok(v.map(|v| {
+            self.counters
+                .read_bytes
+                .fetch_add(v.len() as u64, Ordering::Relaxed);
+            v.to_vec()
+        }))
+    }
+
+    /// Read a u64 counter kept in `sys` by the merge operator.
+    pub fn counter(&self, key: &[u8]) -> Result<i64> {
+        Ok(self
+            .db
+            .get_pinned_cf(self.cf(Cf::Sys), key)?
+            .map(|v| {
+                let mut a = [0u8; 8];
+                if v.len() == 8 {
+                    a.copy_from_slice(&v);
+                }
+                i64::from_le_bytes(a)
+            })
+            .unwrap_or(0))
+    }
+
+    /// Barrier: everything acknowledged so far is in the WAL on disk and the
+    /// memtables are flushed to SST files.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush_wal(true)?;
+        self.counters.wal_syncs.fetch_add(1, Ordering::Relaxed);
+        let cfs: Vec<&ColumnFamily> = Cf::ALL.iter().map(|c| self.cf(*c)).collect();
+        self.db
+            .flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
+        Ok(())
+    }
+
+    /// fsync the WAL only.
+    pub fn sync_wal(&self) -> Result<()> {
+        self.db.flush_wal(true)?;
+        self.counters.wal_syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Compact one column family fully (runs compaction filters, e.g. TTL).
+    pub fn compact(&self, cf: Cf) {
+        self.db
+            .compact_range_cf(self.cf(cf), None::<&[u8]>, None::<&[u8]>);
+    }
+
+    fn prop(&self, cf: Cf, name: &str) -> u64 {
+        self.db
+            .property_int_value_cf(self.cf(cf), name)
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+    }
+
+    /// Figures from RocksDB properties plus the counters.
+    pub fn stats(&self) -> StoreStats {
+        let column_families: Vec<CfStats> = Cf::ALL
+            .iter()
+            .map(|cf| CfStats {
+                name: cf.name(),
+                estimate_num_keys: self.prop(*cf, "rocksdb.estimate-num-keys"),
+                sst_bytes: self.prop(*cf, "rocksdb.total-sst-files-size"),
+                live_data_bytes: self.prop(*cf, "rocksdb.estimate-live-data-size"),
+                memtable_bytes: self.prop(*cf, "rocksdb.cur-size-all-mem-tables"),
+            })
+            .collect();
+        let size_bytes = column_families
+            .iter()
+            .map(|c| c.sst_bytes + c.memtable_bytes)
+            .sum();
+        StoreStats {
+            path: self.path.display().to_string(),
+            sync: self.sync.to_string(),
+            compression: self.compression.as_str().to_string(),
+            latest_sequence: self.db.latest_sequence_number(),
+            size_bytes,
+            disk_bytes: dir_size(&self.path),
+            column_families,
+            writes: self.counters.writes.load(Ordering::Relaxed),
+            write_bytes: self.counters.write_bytes.load(Ordering::Relaxed),
+            reads: self.counters.reads.load(Ordering::Relaxed),
+            read_bytes: self.counters.read_bytes.load(Ordering::Relaxed),
+            uptime_secs: self.opened_at.elapsed().as_secs(),
+        }
+    }
+}
+
+/// Bytes used by the files directly in `path` (RocksDB keeps a flat directory).
+pub fn dir_size(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// `sync = interval:<ms>`: fsync the WAL in the background until the engine
+/// is dropped.
+fn spawn_wal_syncer(engine: Weak<Engine>, every: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("wal-syncer".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            let Some(engine) = engine.upgrade() else {
+                return;
+            };
+            if let Err(e) = engine.sync_wal() {
+                tracing::error!(error = %e, "periodic WAL sync failed");
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the WAL sync thread; WAL is synced only at flush");
+    }
+}
+
+/// Key of an item inside a named group: `group \0 item`.
+pub fn composite_key(group: &str, item: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(group.len() + 1 + item.len());
+    k.extend_from_slice(group.as_bytes());
+    k.push(0);
+    k.extend_from_slice(item.as_bytes());
+    k
+}
+
+/// Prefix of every item of a group: `group \0`.
+pub fn group_prefix(group: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(group.len() + 1);
+    k.extend_from_slice(group.as_bytes());
+    k.push(0);
+    k
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    pub fn open_temp(clock: ManualClock) -> (tempfile::TempDir, Arc<Engine>) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            sync: "never".into(),
+            ..Config::default()
+        };
+        let engine = Engine::open(&config, Arc::new(clock)).unwrap();
+        (dir, engine)
+    }
+}

@@ -1,0 +1,171 @@
+//! The MCP door (rmcp, stdio). `ruvector-storage mcp` is a client of the
+//! daemon for its data dir: it finds it through `daemon.json`, starts one in
+//! the background when none answers, and forwards each tool call to the
+//! JSON-RPC method of the same name. Results carry the JSON object as text
+//! in `content[0]` and as `structuredContent`; failures are `isError: true`
+//! with the daemon's message; unknown tools and malformed arguments are
+//! JSON-RPC errors (-32602).
+
+pub mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::rpc::client::{CallError, Client, Target};
+
+pub struct McpServer {
+    client: Client,
+    tools: Vec<Tool>,
+}
+
+impl McpServer {
+    pub fn new(client: Client) -> Self {
+        McpServer {
+            client,
+            tools: tools::all(),
+        }
+    }
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("ruvector-storage", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "Durable swarm memory and vector storage (RocksDB). Memory tools follow claude-flow: \
+                 memory_usage (v2) and memory_store/retrieve/search/delete/list/stats (v3). \
+                 Status records live in namespace ruvector/storage.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> std::result::Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(self.tools.clone()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> std::result::Result<CallToolResponse, McpError> {
+        let name = request.name.to_string();
+        if !self.tools.iter().any(|t| t.name == name) {
+            return Err(McpError::invalid_params(
+                format!("unknown tool {name:?}"),
+                None,
+            ));
+        }
+        let args = Value::Object(request.arguments.unwrap_or_default());
+        match self.client.call(&name, args).await {
+            Ok(value) => {
+                let failed = value.get("success") == Some(&Value::Bool(false));
+                Ok(if failed {
+                    CallToolResult::structured_error(value)
+                } else {
+                    CallToolResult::structured(value)
+                }
+                .into())
+            }
+            Err(CallError::Remote(r)) if r.is_protocol() => {
+                Err(McpError::invalid_params(r.error.message, None))
+            }
+            Err(e) => Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+                "{name} failed: {e}"
+            ))])
+            .into()),
+        }
+    }
+}
+
+/// Find the daemon for `data_dir`, starting one in the background when none
+/// answers, and wait until it is ready.
+pub async fn ensure_daemon(
+    data_dir: &Path,
+    config: Option<&Path>,
+    timeout: Duration,
+) -> Result<Client> {
+    let target = Target::DataDir(data_dir.to_path_buf());
+    if let Ok(c) = Client::connect(&target).await {
+        return Ok(c);
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| {
+        Error::io(format!(
+            "cannot create data dir {}: {e}",
+            data_dir.display()
+        ))
+    })?;
+    let mut child = spawn_daemon(data_dir, config)?;
+    let deadline = Instant::now() + timeout;
+    let mut last = None;
+    while Instant::now() < deadline {
+        match Client::connect(&target).await {
+            Ok(c) => return Ok(c),
+            Err(e) => last = Some(e),
+        }
+        // If our daemon lost a start race, another one is coming up: keep waiting.
+        let _ = child.try_wait();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(Error::unavailable(format!(
+        "started a daemon for {} but it did not become ready within {:?} (see {}): {}",
+        data_dir.display(),
+        timeout,
+        data_dir.join("daemon.log").display(),
+        last.map(|e| e.message).unwrap_or_default()
+    )))
+}
+
+fn spawn_daemon(data_dir: &Path, config: Option<&Path>) -> Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    let exe: PathBuf = std::env::current_exe()
+        .map_err(|e| Error::io(format!("cannot locate the ruvector-storage binary: {e}")))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data_dir.join("daemon.log"))
+        .map_err(|e| Error::io(format!("cannot open daemon.log: {e}")))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| Error::io(format!("cannot open daemon.log: {e}")))?;
+    let mut cmd = std::process::Command::new(exe);
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .process_group(0);
+    cmd.spawn()
+        .map_err(|e| Error::io(format!("cannot start the daemon: {e}")))
+}
+
+/// Serve MCP on stdin/stdout until stdin closes.
+pub async fn serve_stdio(client: Client) -> Result<()> {
+    let service = McpServer::new(client)
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| Error::io(format!("MCP initialisation failed: {e}")))?;
+    service
+        .waiting()
+        .await
+        .map_err(|e| Error::internal(format!("MCP session ended abnormally: {e}")))?;
+    Ok(())
+}

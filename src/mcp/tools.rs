@@ -1,0 +1,120 @@
+//! The MCP tool list: names, descriptions and input schemas. The memory
+//! tools' schemas are exactly those of INTEROP.md (claude-flow v2 and v3);
+//! every other tool mirrors the JSON-RPC method of the same name.
+
+use std::sync::Arc;
+
+use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use serde_json::{json, Value};
+
+fn obj(v: Value) -> Arc<JsonObject> {
+    match v {
+        Value::Object(m) => Arc::new(m),
+        _ => Arc::new(JsonObject::new()),
+    }
+}
+
+fn tool(name: &'static str, description: &'static str, schema: Value, read_only: bool) -> Tool {
+    Tool::new(name, description, obj(schema)).with_annotations(
+        ToolAnnotations::new()
+            .read_only(read_only)
+            .destructive(name.ends_with("_delete"))
+            .open_world(false),
+    )
+}
+
+/// Every tool this server offers; each name is also a JSON-RPC method.
+pub fn all() -> Vec<Tool> {
+    let s = || json!({"type": "string"});
+    vec![
+        tool("memory_usage",
+            "claude-flow v2 memory tool: store, retrieve, list, delete or search (substring) entries of a namespace in the durable swarm memory. TTL in seconds.",
+            json!({"type":"object","required":["action"],"properties":{
+                "action":{"type":"string","enum":["store","retrieve","list","delete","search"]},
+                "key":{"type":"string"},
+                "value":{"type":"string"},
+                "namespace":{"type":"string","default":"default"},
+                "ttl":{"type":"number"}}}), false),
+        tool("memory_store",
+            "Store a value under a key in a namespace. Storing an existing key is an error unless upsert is true.",
+            json!({"type":"object","required":["key","value"],"properties":{
+                "key":{"type":"string","description":"Entry key"},
+                "value":{"description":"Value: a string or a JSON object","type":["string","object"]},
+                "namespace":{"type":"string","default":"default"},
+                "tags":{"type":"array","items":{"type":"string"}},
+                "ttl":{"type":"number","description":"Time to live in seconds"},
+                "upsert":{"type":"boolean","default":false}}}), false),
+        tool("memory_retrieve", "Read one entry by key.",
+            json!({"type":"object","required":["key"],"properties":{
+                "key":{"type":"string"},"namespace":{"type":"string","default":"default"}}}), true),
+        tool("memory_search",
+            "Rank entries by relevance to a query (BM25 over the words of key and value, scores 0..1). Without namespace, searches all namespaces.",
+            json!({"type":"object","required":["query"],"properties":{
+                "query":{"type":"string"},
+                "namespace":{"type":"string"},
+                "limit":{"type":"number","default":10},
+                "threshold":{"type":"number","minimum":0,"maximum":1,"default":0.3}}}), true),
+        tool("memory_delete", "Delete one entry by key.",
+            json!({"type":"object","required":["key"],"properties":{
+                "key":{"type":"string"},"namespace":{"type":"string","default":"default"}}}), false),
+        tool("memory_list", "List entries, newest first; filter by namespace and by tags (an entry must carry all of them).",
+            json!({"type":"object","properties":{
+                "namespace":{"type":"string"},
+                "limit":{"type":"number","default":100},
+                "tags":{"type":"array","items":{"type":"string"}}}}), true),
+        tool("memory_stats", "Entries, namespaces in use, bytes on disk and backend of the memory store.",
+            json!({"type":"object","properties":{}}), true),
+        tool("storage_write", "Write a key/value pair (or several atomically with entries).",
+            json!({"type":"object","properties":{"key":s(),"value":s(),
+                "entries":{"type":"array","items":{"type":"object","required":["key","value"],
+                    "properties":{"key":s(),"value":s()}}}}}), false),
+        tool("storage_read", "Read the value of a key.",
+            json!({"type":"object","required":["key"],"properties":{"key":s()}}), true),
+        tool("storage_delete", "Delete a key (or several atomically with keys).",
+            json!({"type":"object","properties":{"key":s(),"keys":{"type":"array","items":s()}}}), false),
+        tool("storage_scan", "List keys with a prefix in key order, a page at a time (pass next_cursor back as cursor).",
+            json!({"type":"object","properties":{"prefix":s(),
+                "limit":{"type":"integer","minimum":1,"maximum":10000,"default":100},"cursor":s()}}), true),
+        tool("storage_stats", "Store size, column families, counters and actor states.",
+            json!({"type":"object","properties":{}}), true),
+        tool("collection_create", "Create a vector collection with a dimension and metric (cosine, euclidean, dot).",
+            json!({"type":"object","required":["name","dimension"],"properties":{"name":s(),
+                "dimension":{"type":"integer","minimum":1},
+                "metric":{"type":"string","enum":["cosine","euclidean","dot"],"default":"cosine"}}}), false),
+        tool("collection_list", "List vector collections with their vector counts.",
+            json!({"type":"object","properties":{}}), true),
+        tool("vector_upsert", "Insert or replace vectors (JSON arrays or base64 little-endian f32) with optional metadata objects; all-or-nothing.",
+            json!({"type":"object","required":["collection","vectors"],"properties":{"collection":s(),
+                "vectors":{"type":"array","items":{"type":"object","required":["id"],"properties":{
+                    "id":s(),"vector":{"type":"array","items":{"type":"number"}},
+                    "vector_b64":s(),"metadata":{"type":"object"}}}}}}), false),
+        tool("vector_get", "Fetch vectors and metadata by id.",
+            json!({"type":"object","required":["collection","ids"],"properties":{"collection":s(),
+                "ids":{"type":"array","items":s()},
+                "include_vector":{"type":"boolean","default":true},
+                "encoding":{"type":"string","enum":["json","base64"],"default":"json"}}}), true),
+        tool("vector_delete", "Delete vectors (and their metadata) by id; all-or-nothing.",
+            json!({"type":"object","required":["collection","ids"],"properties":{"collection":s(),
+                "ids":{"type":"array","items":s()}}}), false),
+        tool("system_health", "Daemon health: overall status, version, pid and each actor's state.",
+            json!({"type":"object","properties":{}}), true),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_tool_is_an_rpc_method_and_back() {
+        let tools = super::all();
+        let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+        for m in crate::ops::METHODS {
+            assert!(names.contains(m), "method {m} has no MCP tool");
+        }
+        for n in &names {
+            assert!(
+                crate::ops::METHODS.contains(n),
+                "tool {n} has no RPC method"
+            );
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! Every operation the daemon serves, as typed parameters, and the one
+//! function that executes them against the store. JSON-RPC methods and MCP
+//! tools are generated from the table in [`ops!`]: a method's name, its
+//! parameter type and its `Op` variant are written once.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::bus::tools::{self, *};
+use crate::bus::MemoryStore;
+use crate::engine::{Engine, Metric, VectorInput};
+use crate::error::{Error, Result};
+use crate::status::StatusBoard;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KvEntryParam {
+    pub key: String,
+    pub value: String,
+}
+
+/// `storage_write`: one `key`/`value`, or several `entries` written atomically.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageWriteParams {
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub entries: Option<Vec<KvEntryParam>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageReadParams {
+    pub key: String,
+}
+
+/// `storage_delete`: one `key` or several `keys`, atomically.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageDeleteParams {
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub keys: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageScanParams {
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default = "default_scan_limit")]
+    pub limit: usize,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+const fn default_scan_limit() -> usize {
+    100
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionCreateParams {
+    pub name: String,
+    pub dimension: usize,
+    #[serde(default)]
+    pub metric: Metric,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorUpsertParams {
+    pub collection: String,
+    pub vectors: Vec<VectorInput>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VectorEncoding {
+    #[default]
+    Json,
+    Base64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorGetParams {
+    pub collection: String,
+    pub ids: Vec<String>,
+    #[serde(default = "yes")]
+    pub include_vector: bool,
+    #[serde(default)]
+    pub encoding: VectorEncoding,
+}
+
+const fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorDeleteParams {
+    pub collection: String,
+    pub ids: Vec<String>,
+}
+
+/// Declares the operations: `Variant(Params) => "method_name"`.
+macro_rules! ops {
+    ($( $variant:ident($params:ty) => $method:literal, )*) => {
+        /// One request to the persistence actor.
+        #[derive(Debug, Clone)]
+        pub enum Op { $( $variant($params), )* }
+
+        /// Every JSON-RPC method name (also the MCP tool names).
+        pub const METHODS: &[&str] = &[ $( $method, )* ];
+
+        impl Op {
+            /// Parse named parameters (a JSON object; absent means `{}`).
+            pub fn parse(method: &str, params: Option<&str>) -> std::result::Result<Op, ParseError> {
+                let raw = params.unwrap_or("{}");
+                match method {
+                    $( $method => serde_json::from_str::<$params>(raw)
+                        .map(Op::$variant)
+                        .map_err(|e| ParseError::Params(format!("{}: invalid params: {e}", $method))), )*
+                    other => Err(ParseError::UnknownMethod(other.to_string())),
+                }
+            }
+
+            pub fn method(&self) -> &'static str {
+                match self { $( Op::$variant(_) => $method, )* }
+            }
+        }
+    };
+}
+
+ops! {
+    StorageWrite(StorageWriteParams) => "storage_write",
+    StorageRead(StorageReadParams) => "storage_read",
+    StorageDelete(StorageDeleteParams) => "storage_delete",
+    StorageScan(StorageScanParams) => "storage_scan",
+    StorageStats(NoParams) => "storage_stats",
+    CollectionCreate(CollectionCreateParams) => "collection_create",
+    CollectionList(NoParams) => "collection_list",
+    VectorUpsert(VectorUpsertParams) => "vector_upsert",
+    VectorGet(VectorGetParams) => "vector_get",
+    VectorDelete(VectorDeleteParams) => "vector_delete",
+    MemoryUsage(MemoryUsageParams) => "memory_usage",
+    MemoryStore(MemoryStoreParams) => "memory_store",
+    MemoryRetrieve(MemoryKeyParams) => "memory_retrieve",
+    MemorySearch(MemorySearchParams) => "memory_search",
+    MemoryDelete(MemoryKeyParams) => "memory_delete",
+    MemoryList(MemoryListParams) => "memory_list",
+    MemoryStats(MemoryStatsParams) => "memory_stats",
+    SystemHealth(NoParams) => "system_health",
+}
+
+/// Why a request could not even be turned into an [`Op`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    UnknownMethod(String),
+    Params(String),
+}
+
+impl Op {
+    /// Whether the operation changes the store (refused while shutting down).
+    pub fn writes(&self) -> bool {
+        match self {
+            Op::StorageWrite(_)
+            | Op::StorageDelete(_)
+            | Op::CollectionCreate(_)
+            | Op::VectorUpsert(_)
+            | Op::VectorDelete(_)
+            | Op::MemoryStore(_)
+            | Op::MemoryDelete(_) => true,
+            Op::MemoryUsage(p) => matches!(p.action.as_str(), "store" | "delete"),
+            _ => false,
+        }
+    }
+}
+
+/// What an operation runs against.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub engine: Arc<Engine>,
+    pub memory: Arc<MemoryStore>,
+    pub status: Arc<StatusBoard>,
+}
+
+/// Run one operation (blocking: call from the persistence actor's threads).
+pub fn execute(s: &Shared, op: Op) -> Result<Value> {
+    let e = &s.engine;
+    match op {
+        Op::StorageWrite(p) => {
+            let entries: Vec<(String, String)> = match (p.key, p.value, p.entries) {
+                (Some(k), Some(v), None) => vec![(k, v)],
+                (None, None, Some(list)) => list.into_iter().map(|x| (x.key, x.value)).collect(),
+                (Some(_), None, None) => {
+                    return Err(Error::invalid("storage_write: value is required with key"))
+                }
+                _ => {
+                    return Err(Error::invalid(
+                        "storage_write: give either key and value, or entries: [{key, value}]",
+                    ))
+                }
+            };
+            e.kv_put_many(&entries)?;
+            let bytes: usize = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+            Ok(json!({"written": entries.len(), "bytes": bytes,
+                "keys": entries.iter().map(|(k, _)| k).collect::<Vec<_>>()}))
+        }
+        Op::StorageRead(p) => {
+            let value = e.kv_get(&p.key)?;
+            Ok(json!({"key": p.key, "found": value.is_some(), "value": value}))
+        }
+        Op::StorageDelete(p) => {
+            let keys = match (p.key, p.keys) {
+                (Some(k), None) => vec![k],
+                (None, Some(ks)) => ks,
+                _ => return Err(Error::invalid("storage_delete: give either key or keys")),
+            };
+            let existed = e.kv_delete(&keys)?;
+            Ok(json!({"deleted": existed, "requested": keys.len()}))
+        }
+        Op::StorageScan(p) => Ok(json!(e.kv_scan(&p.prefix, p.limit, p.cursor.as_deref())?)),
+        Op::StorageStats(_) => storage_stats(s),
+        Op::CollectionCreate(p) => {
+            let (info, created) = e.collection_create(&p.name, p.dimension, p.metric)?;
+            Ok(json!({"collection": info, "created": created}))
+        }
+        Op::CollectionList(_) => {
+            let list = e.collection_list()?;
+            Ok(json!({"collections": list, "count": list.len()}))
+        }
+        Op::VectorUpsert(p) => {
+            let n = e.vector_upsert(&p.collection, &p.vectors)?;
+            Ok(json!({"collection": p.collection, "upserted": n}))
+        }
+        Op::VectorGet(p) => {
+            let (found, missing) = e.vector_get(
+                &p.collection,
+                &p.ids,
+                p.include_vector,
+                p.encoding == VectorEncoding::Base64,
+            )?;
+            Ok(json!({"collection": p.collection, "vectors": found, "missing": missing}))
+        }
+        Op::VectorDelete(p) => {
+            let n = e.vector_delete(&p.collection, &p.ids)?;
+            Ok(json!({"collection": p.collection, "deleted": n, "requested": p.ids.len()}))
+        }
+        Op::MemoryUsage(p) => tools::memory_usage(&s.memory, p),
+        Op::MemoryStore(p) => tools::memory_store(&s.memory, p),
+        Op::MemoryRetrieve(p) => tools::memory_retrieve(&s.memory, p),
+        Op::MemorySearch(p) => tools::memory_search(&s.memory, p),
+        Op::MemoryDelete(p) => tools::memory_delete(&s.memory, p),
+        Op::MemoryList(p) => tools::memory_list(&s.memory, p),
+        Op::MemoryStats(p) => tools::memory_stats(&s.memory, p),
+        Op::SystemHealth(_) => {
+            // A real read proves the store answers.
+            e.get(crate::engine::Cf::Sys, b"schema_version")?;
+            Ok(
+                json!({"status": s.status.overall(), "version": env!("CARGO_PKG_VERSION"),
+                "pid": std::process::id(), "store": e.path().display().to_string(),
+                "latest_sequence": e.db().latest_sequence_number(),
+                "actors": s.status.snapshot()}),
+            )
+        }
+    }
+}
+
+fn storage_stats(s: &Shared) -> Result<Value> {
+    let st = s.engine.stats();
+    let key_estimate = |name: &str| {
+        st.column_families
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.estimate_num_keys)
+            .unwrap_or(0)
+    };
+    Ok(json!({
+        "store": st,
+        "vectors_estimate": key_estimate("vectors"),
+        "kv_keys_estimate": key_estimate("kv"),
+        "memory_entries_estimate": key_estimate("memory"),
+        "actors": s.status.snapshot(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_parses_and_maps_back() {
+        for m in METHODS {
+            let params = match *m {
+                "storage_write" => r#"{"key":"k","value":"v"}"#,
+                "storage_read" => r#"{"key":"k"}"#,
+                "storage_delete" => r#"{"key":"k"}"#,
+                "collection_create" => r#"{"name":"c","dimension":3}"#,
+                "vector_upsert" => r#"{"collection":"c","vectors":[]}"#,
+                "vector_get" | "vector_delete" => r#"{"collection":"c","ids":["a"]}"#,
+                "memory_usage" => r#"{"action":"list"}"#,
+                "memory_store" => r#"{"key":"k","value":"v"}"#,
+                "memory_retrieve" | "memory_delete" => r#"{"key":"k"}"#,
+                "memory_search" => r#"{"query":"q"}"#,
+                _ => "{}",
+            };
+            let op = Op::parse(m, Some(params)).unwrap_or_else(|e| panic!("{m}: {e:?}"));
+            assert_eq!(op.method(), *m);
+        }
+        assert!(matches!(
+            Op::parse("nope", None),
+            Err(ParseError::UnknownMethod(_))
+        ));
+        assert!(matches!(
+            Op::parse("storage_read", Some("{\"kee\":1}")),
+            Err(ParseError::Params(_))
+        ));
+        assert!(Op::parse("storage_stats", None).is_ok());
+    }
+}

@@ -1,0 +1,92 @@
+//! The JSON-RPC 2.0 door (jsonrpsee, HTTP and WebSocket on one port).
+//! Every method of [`crate::ops::METHODS`] is registered the same way: parse
+//! the named params into an [`Op`], refuse if shutting down, send it to the
+//! persistence actor, map errors in [`error`].
+
+pub mod client;
+pub mod error;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use jsonrpsee::server::{Server, ServerConfig, ServerHandle};
+use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::RpcModule;
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::actors::PersistenceHandle;
+use crate::error::{Error, Result};
+use crate::ops::{Op, METHODS};
+
+/// What the RPC methods share.
+pub struct RpcState {
+    pub persistence: PersistenceHandle,
+    accepting: AtomicBool,
+}
+
+impl RpcState {
+    pub fn new(persistence: PersistenceHandle) -> Self {
+        RpcState {
+            persistence,
+            accepting: AtomicBool::new(true),
+        }
+    }
+
+    /// Refuse new requests from now on (shutdown).
+    pub fn stop_accepting(&self) {
+        self.accepting.store(false, Ordering::SeqCst);
+    }
+
+    async fn dispatch(
+        &self,
+        method: &'static str,
+        params: Option<&str>,
+    ) -> Result<Value, ErrorObjectOwned> {
+        let op = Op::parse(method, params).map_err(|e| error::parse_to_rpc(&e))?;
+        if !self.accepting.load(Ordering::SeqCst) {
+            return Err(error::to_rpc(&Error::unavailable(
+                "the daemon is shutting down; retry against the next instance",
+            )));
+        }
+        self.persistence
+            .call(op)
+            .instrument(tracing::info_span!("rpc", method))
+            .await
+            .map_err(|e| {
+                tracing::debug!(method, error = %e, "request failed");
+                error::to_rpc(&e)
+            })
+    }
+}
+
+/// Bind and start serving; returns the handle and the bound address.
+pub async fn start(
+    listen: &str,
+    max_request_bytes: u32,
+    state: Arc<RpcState>,
+) -> Result<(ServerHandle, SocketAddr)> {
+    let config = ServerConfig::builder()
+        .max_request_body_size(max_request_bytes)
+        .max_response_body_size(u32::MAX)
+        .max_connections(1024)
+        .build();
+    let server = Server::builder()
+        .set_config(config)
+        .build(listen)
+        .await
+        .map_err(|e| Error::io(format!("cannot listen on {listen}: {e}")))?;
+    let addr = server
+        .local_addr()
+        .map_err(|e| Error::io(format!("listener address: {e}")))?;
+    let mut module = RpcModule::from_arc(state);
+    for &method in METHODS {
+        module
+            .register_async_method(method, move |params, ctx, _| async move {
+                ctx.dispatch(method, params.as_str()).await
+            })
+            .map_err(|e| Error::internal(format!("registering {method}: {e}")))?;
+    }
+    Ok((server.start(module), addr))
+}

@@ -1,0 +1,108 @@
+//! The status board: each actor's state, restarts and last error, shared by
+//! the actors (writers) and `system_health` / the status publisher (readers).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::clock::{iso_ms, Clock, SystemClock};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActorState {
+    pub state: String,
+    pub since: String,
+    pub restarts: u32,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct StatusBoard {
+    actors: Mutex<BTreeMap<String, ActorState>>,
+    started_ms: i64,
+}
+
+impl StatusBoard {
+    pub fn new() -> Self {
+        StatusBoard {
+            actors: Mutex::default(),
+            started_ms: SystemClock.now_ms(),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut BTreeMap<String, ActorState>) -> R) -> R {
+        let mut g = self.actors.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g)
+    }
+
+    pub fn set_state(&self, actor: &str, state: &str) {
+        let now = iso_ms(SystemClock.now_ms());
+        self.with(|m| {
+            let e = m.entry(actor.to_string()).or_insert_with(|| ActorState {
+                state: String::new(),
+                since: now.clone(),
+                restarts: 0,
+                last_error: None,
+                last_error_at: None,
+            });
+            if e.state != state {
+                e.state = state.to_string();
+                e.since = now;
+            }
+        });
+    }
+
+    pub fn record_error(&self, actor: &str, error: &str) {
+        let now = iso_ms(SystemClock.now_ms());
+        self.with(|m| {
+            if let Some(e) = m.get_mut(actor) {
+                e.last_error = Some(error.to_string());
+                e.last_error_at = Some(now);
+            }
+        });
+    }
+
+    pub fn record_restart(&self, actor: &str) {
+        self.with(|m| {
+            if let Some(e) = m.get_mut(actor) {
+                e.restarts += 1;
+            }
+        });
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, ActorState> {
+        self.with(|m| m.clone())
+    }
+
+    pub fn overall(&self) -> &'static str {
+        let all_running = self.with(|m| m.values().all(|a| a.state == "running"));
+        if all_running {
+            "ok"
+        } else {
+            "degraded"
+        }
+    }
+
+    pub fn uptime_secs(&self) -> i64 {
+        (SystemClock.now_ms() - self.started_ms) / 1000
+    }
+
+    /// The `swarm/storage/status` record.
+    pub fn record(&self) -> Value {
+        let actors = self.snapshot();
+        let last_error = actors
+            .iter()
+            .filter_map(|(name, a)| {
+                a.last_error
+                    .as_ref()
+                    .map(|e| json!({"actor": name, "error": e, "at": a.last_error_at}))
+            })
+            .next_back();
+        json!({"status": self.overall(), "pid": std::process::id(),
+            "version": env!("CARGO_PKG_VERSION"), "uptime_secs": self.uptime_secs(),
+            "actors": actors, "last_error": last_error,
+            "timestamp": iso_ms(SystemClock.now_ms())})
+    }
+}

@@ -1,0 +1,134 @@
+//! Helpers for integration tests: a real daemon process on an ephemeral
+//! loopback port, found through its daemon.json, driven by real clients.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ruvector_storage::rpc::client::{read_daemon_info, Client};
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ruvector-storage");
+
+pub struct Daemon {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub url: String,
+}
+
+pub fn start_with(dir: &Path, extra_env: &[(&str, &str)], extra_args: &[&str]) -> Daemon {
+    let _ = std::fs::remove_file(dir.join("daemon.json"));
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-level",
+        "warn",
+        "--data-dir",
+    ])
+    .arg(dir)
+    .args(extra_args)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn daemon");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("daemon exited early: {status}");
+        }
+        if let Ok(Some(info)) = read_daemon_info(dir) {
+            if info.pid == child.id() {
+                return Daemon {
+                    child,
+                    dir: dir.to_path_buf(),
+                    url: info.url,
+                };
+            }
+        }
+        assert!(Instant::now() < deadline, "daemon did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn start(dir: &Path) -> Daemon {
+    start_with(dir, &[], &[])
+}
+
+impl Daemon {
+    pub fn client(&self) -> Client {
+        Client::new(&self.url, Duration::from_secs(60)).expect("client")
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child process.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+        std::mem::forget(self);
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal(libc::SIGTERM);
+        let status = wait_timeout(&mut self.child, Duration::from_secs(30))
+            .expect("daemon did not exit after SIGTERM");
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// Call and unwrap a successful result.
+pub async fn ok(c: &Client, method: &str, params: Value) -> Value {
+    match c.call(method, params.clone()).await {
+        Ok(v) => v,
+        Err(e) => panic!("{method}({params}) failed: {e}"),
+    }
+}
+
+/// Call and return (code, message) of the expected error.
+pub async fn err(c: &Client, method: &str, params: Value) -> (i32, String) {
+    match c.call(method, params.clone()).await {
+        Ok(v) => panic!("{method}({params}) unexpectedly succeeded: {v}"),
+        Err(ruvector_storage::rpc::client::CallError::Remote(r)) => (r.code, r.error.message),
+        Err(e) => panic!("{method}: transport error {e}"),
+    }
+}
+
+/// Run a CLI command; returns (exit code, stdout, stderr).
+pub fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("run cli");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
