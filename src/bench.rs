@@ -40,6 +40,10 @@ pub struct BenchArgs {
     /// Vectors per batch.
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
+    /// Concurrent JSON-RPC connections for the ingest (a loader keeps a
+    /// request in flight while the previous one commits).
+    #[arg(long, default_value_t = 2)]
+    pub ingest_clients: usize,
     /// Durability for the ingest runs, on both sides: always | interval:<ms> | never.
     #[arg(long, default_value = "always")]
     pub sync: String,
@@ -185,6 +189,24 @@ impl Daemon {
             .unwrap_or(0.0)
     }
 
+    /// User + system CPU seconds the daemon has used.
+    fn cpu_secs(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are 14 and 15.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        match (f.get(11), f.get(12)) {
+            (Some(u), Some(s)) => (u + s) / hz,
+            _ => 0.0,
+        }
+    }
+
     fn stop(mut self) {
         // SAFETY: plain kill(2) on our own child.
         unsafe {
@@ -196,29 +218,6 @@ impl Daemon {
 
 fn rate(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64().max(1e-9)
-}
-
-async fn concurrent<F, Fut>(clients: usize, total: usize, f: F) -> Result<Duration>
-where
-    F: Fn(usize) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = Result<()>> + Send,
-{
-    let t = Instant::now();
-    let per = total / clients;
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let f = f.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in 0..per {
-                f(c * per + i).await?;
-            }
-            Ok::<(), Error>(())
-        }));
-    }
-    for t in tasks {
-        t.await.map_err(|e| Error::internal(e.to_string()))??;
-    }
-    Ok(t.elapsed())
 }
 
 fn threads<F>(n: usize, total: usize, f: F) -> Result<Duration>
@@ -332,16 +331,31 @@ pub async fn run(args: BenchArgs) -> Result<String> {
             json!({"collection": "bench", "vectors": vectors})
         })
         .collect();
-    let t = Instant::now();
-    for body in bodies {
-        c.call("vector_upsert", body)
-            .await
-            .map_err(|e| e.into_error())?;
-    }
-    let rpc_ingest = rate(args.count, t.elapsed());
+    let bodies: Arc<Vec<String>> = Arc::new(bodies.iter().map(|b| b.to_string()).collect());
+    let n_batches = bodies.len();
+    let cpu0 = d.cpu_secs();
+    let b2 = bodies.clone();
+    let took = raw_load(
+        c.url(),
+        args.ingest_clients,
+        n_batches,
+        "vector_upsert",
+        move |i| b2[i].clone(),
+    )
+    .await?;
+    r.add(
+        "rpc_ingest_daemon_cpu_share",
+        "    daemon CPU share of the ingest",
+        (d.cpu_secs() - cpu0) / took.as_secs_f64(),
+        "cores",
+    );
+    let rpc_ingest = rate(args.count, took);
     r.add(
         "rpc_ingest_vps",
-        "(b) JSON-RPC vector_upsert ingest (base64, 1 client)",
+        &format!(
+            "(b) JSON-RPC vector_upsert ingest (base64, {} connections)",
+            args.ingest_clients
+        ),
         rpc_ingest,
         "vectors/s",
     );
@@ -399,21 +413,26 @@ pub async fn run(args: BenchArgs) -> Result<String> {
         .map(|d| d.client.clone())
         .unwrap_or_else(|| c.clone());
     let mut rpc_w = Vec::new();
+    let durable_daemon = durable.as_ref().unwrap_or(&d);
     for n in [1usize, 32] {
-        let dc = dc.clone();
-        let took = concurrent(n, args.writes, move |i| {
-            let dc = dc.clone();
-            async move {
-                dc.call(
-                    "storage_write",
-                    json!({"key": format!("r{n}-{i}"), "value": "x".repeat(100)}),
-                )
-                .await
-                .map(|_| ())
-                .map_err(|e| e.into_error())
-            }
+        let cpu0 = durable_daemon.cpu_secs();
+        let took = raw_load(dc.url(), n, args.writes, "storage_write", move |i| {
+            format!("{{\"key\":\"r{n}-{i}\",\"value\":\"{}\"}}", "x".repeat(100))
         })
         .await?;
+        let cpu_us = (durable_daemon.cpu_secs() - cpu0) * 1e6 / args.writes as f64;
+        r.add(
+            &format!("rpc_durable_{n}_daemon_cpu_us"),
+            &format!("    daemon CPU per write, {n} client(s)"),
+            cpu_us,
+            "us",
+        );
+        r.add(
+            &format!("rpc_durable_{n}_cpu_share"),
+            &format!("    daemon CPU share of the run, {n} client(s)"),
+            (durable_daemon.cpu_secs() - cpu0) / took.as_secs_f64(),
+            "cores",
+        );
         rpc_w.push(rate(args.writes, took));
     }
     r.add(
@@ -497,16 +516,9 @@ pub async fn run(args: BenchArgs) -> Result<String> {
         .map_err(|e| e.into_error())?;
     }
     for n in [1usize, 32] {
-        let c2 = c.clone();
         let total = (args.reads / 10).max(n);
-        let took = concurrent(n, total, move |i| {
-            let c2 = c2.clone();
-            async move {
-                c2.call("storage_read", json!({"key": format!("k{:03}", i % 100)}))
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.into_error())
-            }
+        let took = raw_load(c.url(), n, total, "storage_read", |i| {
+            format!("{{\"key\":\"k{:03}\"}}", i % 100)
         })
         .await?;
         r.add(
@@ -601,6 +613,109 @@ async fn mcp_store_rate(cmd: tokio::process::Command, calls: usize) -> Result<f6
     let r = rate(calls, t.elapsed());
     let _ = client.cancel().await;
     Ok(r)
+}
+
+/// A minimal keep-alive HTTP/1.1 JSON-RPC client, so the benchmark measures
+/// the daemon rather than a heavyweight client sharing its two cores.
+struct RawRpc {
+    stream: tokio::io::BufStream<tokio::net::TcpStream>,
+    next_id: u64,
+}
+
+impl RawRpc {
+    async fn connect(url: &str) -> Result<RawRpc> {
+        let addr = url.trim_start_matches("http://").trim_end_matches('/');
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| Error::unavailable(format!("connecting to {addr}: {e}")))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| Error::io(e.to_string()))?;
+        Ok(RawRpc {
+            stream: tokio::io::BufStream::new(stream),
+            next_id: 0,
+        })
+    }
+
+    /// Send one call whose params are already serialised; fail on a JSON-RPC error.
+    async fn call(&mut self, method: &str, params_json: &str) -> Result<()> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        self.next_id += 1;
+        let body = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"{method}\",\"params\":{params_json}}}",
+            self.next_id
+        );
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let io = |e: std::io::Error| Error::io(format!("bench client: {e}"));
+        self.stream.write_all(head.as_bytes()).await.map_err(io)?;
+        self.stream.write_all(body.as_bytes()).await.map_err(io)?;
+        self.stream.flush().await.map_err(io)?;
+        let mut len = 0usize;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.stream.read_line(&mut line).await.map_err(io)? == 0 {
+                return Err(Error::unavailable("daemon closed the connection"));
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut buf = vec![0u8; len];
+        self.stream.read_exact(&mut buf).await.map_err(io)?;
+        if buf.windows(8).any(|w| w == b"\"error\":") {
+            return Err(Error::internal(format!(
+                "{method} failed: {}",
+                String::from_utf8_lossy(&buf)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `clients` connections, each making `total / clients` calls in sequence.
+async fn raw_load<F>(
+    url: &str,
+    clients: usize,
+    total: usize,
+    method: &'static str,
+    params: F,
+) -> Result<Duration>
+where
+    F: Fn(usize) -> String + Clone + Send + 'static,
+{
+    let mut conns = Vec::new();
+    for _ in 0..clients {
+        conns.push(RawRpc::connect(url).await?);
+    }
+    let per = total / clients;
+    let t = Instant::now();
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(c, mut conn)| {
+            let params = params.clone();
+            tokio::spawn(async move {
+                for i in 0..per {
+                    conn.call(method, &params(c * per + i)).await?;
+                }
+                Ok::<(), Error>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.map_err(|e| Error::internal(e.to_string()))??;
+    }
+    Ok(t.elapsed())
 }
 
 struct TempDir(PathBuf);

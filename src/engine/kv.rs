@@ -26,13 +26,13 @@ pub struct ScanPage {
 }
 
 impl Engine {
-    fn check_key(&self, what: &str, key: &str) -> Result<()> {
+    fn check_key(&self, key: &str) -> Result<()> {
         if key.is_empty() {
-            return Err(Error::invalid(format!("{what}: key must not be empty")));
+            return Err(Error::invalid("key must not be empty"));
         }
         if key.len() > self.limits().max_key_bytes {
             return Err(Error::invalid(format!(
-                "{what}: key is {} bytes, the limit is {} (limits.max-key-bytes)",
+                "key is {} bytes, the limit is {} (limits.max-key-bytes)",
                 key.len(),
                 self.limits().max_key_bytes
             )));
@@ -52,7 +52,7 @@ impl Engine {
             } else {
                 format!("entries[{i}] (key {k:?})")
             };
-            self.check_key(&what, k)?;
+            self.check_key(k).map_err(|e| e.context(&what))?;
             if v.len() > max {
                 return Err(Error::invalid(format!(
                     "{what}: value is {} bytes, the limit is {max} (limits.max-value-bytes)",
@@ -69,17 +69,15 @@ impl Engine {
     }
 
     pub fn kv_get(&self, key: &str) -> Result<Option<String>> {
-        self.check_key(&format!("key {key:?}"), key)?;
-        match self.get(Cf::Kv, key.as_bytes())? {
-            None => Ok(None),
-            Some(bytes) => {
-                let payload = codec::expect(&bytes, Codec::Raw)
-                    .map_err(|e| e.context(format!("key {key:?}")))?;
-                String::from_utf8(payload.to_vec())
-                    .map(Some)
-                    .map_err(|_| Error::corruption(format!("key {key:?}: value is not UTF-8")))
-            }
-        }
+        self.check_key(key)
+            .map_err(|e| e.context(format!("key {key:?}")))?;
+        self.get_with(Cf::Kv, key.as_bytes(), |bytes| {
+            let payload =
+                codec::expect(bytes, Codec::Raw).map_err(|e| e.context(format!("key {key:?}")))?;
+            std::str::from_utf8(payload)
+                .map(str::to_owned)
+                .map_err(|_| Error::corruption(format!("key {key:?}: value is not UTF-8")))
+        })
     }
 
     /// Delete keys atomically; returns how many existed.
@@ -88,7 +86,8 @@ impl Engine {
             return Err(Error::invalid("nothing to delete: give a key"));
         }
         for k in keys {
-            self.check_key(&format!("key {k:?}"), k)?;
+            self.check_key(k)
+                .map_err(|e| e.context(format!("key {k:?}")))?;
         }
         let cf = self.cf(Cf::Kv);
         let mut existed = 0;

@@ -187,6 +187,9 @@ impl Engine {
         db_opts.set_keep_log_file_num(5);
         // Concurrent writers join one write group: one WAL write + one fsync.
         db_opts.set_enable_pipelined_write(false);
+        // Followers of a write group sleep instead of spinning: with many
+        // writer threads on few cores, spinning starves the group leader.
+        db_opts.set_enable_write_thread_adaptive_yield(false);
         let cache = Cache::new_lru_cache(config.rocksdb.block_cache_mb * 1024 * 1024);
         let cfs = Cf::ALL
             .iter()
@@ -289,14 +292,27 @@ impl Engine {
     }
 
     pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_with(cf, key, |v| Ok(v.to_vec()))
+    }
+
+    /// Point read that decodes straight from RocksDB's pinned buffer.
+    pub fn get_with<R>(
+        &self,
+        cf: Cf,
+        key: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<R>,
+    ) -> Result<Option<R>> {
         let v = self.db.get_pinned_cf(self.cf(cf), key)?;
         self.counters.reads.fetch_add(1, Ordering::Relaxed);
-        Ok(v.map(|v| {
-            self.counters
-                .read_bytes
-                .fetch_add(v.len() as u64, Ordering::Relaxed);
-            v.to_vec()
-        }))
+        match v {
+            None => Ok(None),
+            Some(v) => {
+                self.counters
+                    .read_bytes
+                    .fetch_add(v.len() as u64, Ordering::Relaxed);
+                decode(&v).map(Some)
+            }
+        }
     }
 
     /// Read a u64 counter kept in `sys` by the merge operator.

@@ -122,19 +122,19 @@ fn check_collection_name(name: &str) -> Result<()> {
 }
 
 impl Engine {
-    fn check_id(&self, what: &str, id: &str) -> Result<()> {
+    fn check_id(&self, id: &str) -> Result<()> {
         let max = self.limits().max_id_bytes;
         if id.is_empty() {
-            return Err(Error::invalid(format!("{what}: id must not be empty")));
+            return Err(Error::invalid("id must not be empty"));
         }
         if id.len() > max {
             return Err(Error::invalid(format!(
-                "{what}: id is {} bytes, the limit is {max} (limits.max-id-bytes)",
+                "id is {} bytes, the limit is {max} (limits.max-id-bytes)",
                 id.len()
             )));
         }
         if id.contains('\0') {
-            return Err(Error::invalid(format!("{what}: id must not contain NUL")));
+            return Err(Error::invalid("id must not contain NUL"));
         }
         Ok(())
     }
@@ -260,59 +260,17 @@ impl Engine {
         let mut seen: HashMap<&str, usize> = HashMap::with_capacity(items.len());
         let mut encoded = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            let what = format!("vectors[{i}] (id {:?})", item.id);
-            self.check_id(&what, &item.id)?;
+            // Built only on the error path: the happy path allocates nothing here.
+            let what = || format!("vectors[{i}] (id {:?})", item.id);
+            self.check_id(&item.id).map_err(|e| e.context(what()))?;
             if let Some(first) = seen.insert(&item.id, i) {
                 return Err(Error::invalid(format!(
-                    "{what}: id appears twice in the batch (also vectors[{first}])"
+                    "{}: id appears twice in the batch (also vectors[{first}])",
+                    what()
                 )));
             }
-            let floats: Vec<f32> = match (&item.vector, &item.vector_b64) {
-                (Some(_), Some(_)) => {
-                    return Err(Error::invalid(format!(
-                        "{what}: give either vector or vector_b64, not both"
-                    )))
-                }
-                (None, None) => {
-                    return Err(Error::invalid(format!(
-                        "{what}: vector or vector_b64 is required"
-                    )))
-                }
-                (Some(loose), None) => {
-                    if let Some((pos, v)) = &loose.first_bad {
-                        return Err(Error::invalid(format!(
-                            "{what}: element {pos} is {v}, not a number"
-                        )));
-                    }
-                    loose.values.iter().map(|x| *x as f32).collect()
-                }
-                (None, Some(b64)) => {
-                    let bytes = base64::engine::general_purpose::STANDARD
-                        .decode(b64)
-                        .map_err(|e| {
-                            Error::invalid(format!("{what}: vector_b64 is not base64: {e}"))
-                        })?;
-                    codec::f32_from_le(&bytes).map_err(|e| e.context(&what))?
-                }
-            };
-            if floats.len() != info.dimension {
-                return Err(Error::invalid(format!(
-                    "{what}: dimension {} does not match collection {collection:?} (dimension {})",
-                    floats.len(),
-                    info.dimension
-                )));
-            }
-            if let Some(pos) = floats.iter().position(|x| !x.is_finite()) {
-                let original = item
-                    .vector
-                    .as_ref()
-                    .and_then(|l| l.values.get(pos).copied())
-                    .map(|x| x.to_string())
-                    .unwrap_or_else(|| floats[pos].to_string());
-                return Err(Error::invalid(format!(
-                    "{what}: element {pos} is {original}, not a finite f32 (NaN, ±inf and values beyond ±3.4e38 are refused)"
-                )));
-            }
+            let value = encode_vector(item, &info)
+                .map_err(|e| Error::invalid(format!("{}: {e}", what())))?;
             let meta = match &item.metadata {
                 None | Some(Value::Null) => None,
                 Some(m @ Value::Object(_)) => {
@@ -320,7 +278,8 @@ impl Engine {
                         serde_json::to_vec(m).map_err(|e| Error::internal(e.to_string()))?;
                     if bytes.len() > max_meta {
                         return Err(Error::invalid(format!(
-                            "{what}: metadata is {} bytes, the limit is {max_meta} (limits.max-metadata-bytes)",
+                            "{}: metadata is {} bytes, the limit is {max_meta} (limits.max-metadata-bytes)",
+                            what(),
                             bytes.len()
                         )));
                     }
@@ -328,24 +287,28 @@ impl Engine {
                 }
                 Some(other) => {
                     return Err(Error::invalid(format!(
-                        "{what}: metadata must be a JSON object, got {}",
+                        "{}: metadata must be a JSON object, got {}",
+                        what(),
                         json_type(other)
                     )))
                 }
             };
-            encoded.push((
-                composite_key(collection, &item.id),
-                codec::encode_f32(&floats),
-                meta,
-            ));
+            encoded.push((composite_key(collection, &item.id), value, meta));
         }
         let (vcf, mcf) = (self.cf(Cf::Vectors), self.cf(Cf::Metadata));
-        let mut batch = WriteBatch::default();
+        let bytes: usize = encoded
+            .iter()
+            .map(|(k, v, m)| 2 * k.len() + v.len() + m.as_ref().map_or(0, |m| m.len() + 1) + 32)
+            .sum();
+        let mut batch = WriteBatch::with_capacity_bytes(bytes);
         for (key, vec_bytes, meta) in &encoded {
             batch.put_cf(vcf, key, vec_bytes);
             match meta {
                 Some(m) => batch.put_cf(mcf, key, codec::encode(Codec::Json, m)),
-                None => batch.delete_cf(mcf, key),
+                // Upsert replaces the whole record: clear old metadata, but
+                // skip the tombstone when the bloom filter says there is none.
+                None if self.db().key_may_exist_cf(mcf, key) => batch.delete_cf(mcf, key),
+                None => {}
             }
         }
         self.write(batch)?;
@@ -363,7 +326,8 @@ impl Engine {
         self.collection_required(collection)?;
         self.check_batch_len("ids", ids.len())?;
         for (i, id) in ids.iter().enumerate() {
-            self.check_id(&format!("ids[{i}]"), id)?;
+            self.check_id(id)
+                .map_err(|e| e.context(format!("ids[{i}]")))?;
         }
         let mut found = Vec::new();
         let mut missing = Vec::new();
@@ -405,7 +369,8 @@ impl Engine {
         self.collection_required(collection)?;
         self.check_batch_len("ids", ids.len())?;
         for (i, id) in ids.iter().enumerate() {
-            self.check_id(&format!("ids[{i}]"), id)?;
+            self.check_id(id)
+                .map_err(|e| e.context(format!("ids[{i}]")))?;
         }
         let (vcf, mcf) = (self.cf(Cf::Vectors), self.cf(Cf::Metadata));
         let mut existed = 0;
@@ -437,6 +402,70 @@ impl Engine {
         let _ = IteratorMode::Start;
         Ok(n)
     }
+}
+
+/// Validate one input vector and encode it as the stored value (codec byte +
+/// little-endian f32). Base64 input is decoded straight into the value.
+fn encode_vector(
+    item: &VectorInput,
+    info: &CollectionInfo,
+) -> std::result::Result<Vec<u8>, String> {
+    let (dimension, collection) = (info.dimension, &info.name);
+    let mut out = Vec::with_capacity(1 + 4 * dimension);
+    out.push(Codec::F32Le as u8);
+    match (&item.vector, &item.vector_b64) {
+        (Some(_), Some(_)) => return Err("give either vector or vector_b64, not both".into()),
+        (None, None) => return Err("vector or vector_b64 is required".into()),
+        (Some(loose), None) => {
+            if let Some((pos, v)) = &loose.first_bad {
+                return Err(format!("element {pos} is {v}, not a number"));
+            }
+            if loose.values.len() != dimension {
+                return Err(format!(
+                    "dimension {} does not match collection {collection:?} (dimension {dimension})",
+                    loose.values.len()
+                ));
+            }
+            for (pos, x) in loose.values.iter().enumerate() {
+                let f = *x as f32;
+                if !f.is_finite() {
+                    return Err(format!(
+                        "element {pos} is {x}, not a finite f32 (NaN, ±inf and values beyond ±3.4e38 are refused)"
+                    ));
+                }
+                out.extend_from_slice(&f.to_le_bytes());
+            }
+        }
+        (None, Some(b64)) => {
+            base64::engine::general_purpose::STANDARD
+                .decode_vec(b64, &mut out)
+                .map_err(|e| format!("vector_b64 is not base64: {e}"))?;
+            let payload = &out[1..];
+            if !payload.len().is_multiple_of(4) {
+                return Err(format!(
+                    "vector_b64 holds {} bytes, not a whole number of little-endian f32",
+                    payload.len()
+                ));
+            }
+            if payload.len() / 4 != dimension {
+                return Err(format!(
+                    "dimension {} does not match collection {collection:?} (dimension {dimension})",
+                    payload.len() / 4
+                ));
+            }
+            if let Some(pos) = payload
+                .chunks_exact(4)
+                .position(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite())
+            {
+                let c = &payload[pos * 4..pos * 4 + 4];
+                return Err(format!(
+                    "element {pos} is {}, not a finite f32 (NaN and ±inf are refused)",
+                    f32::from_le_bytes([c[0], c[1], c[2], c[3]])
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub fn json_type(v: &Value) -> &'static str {

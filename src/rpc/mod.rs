@@ -44,20 +44,29 @@ impl RpcState {
         method: &'static str,
         params: Option<&str>,
     ) -> Result<Value, ErrorObjectOwned> {
+        let t0 = std::time::Instant::now();
         let op = Op::parse(method, params).map_err(|e| error::parse_to_rpc(&e))?;
+        let parse_us = t0.elapsed().as_micros() as u64;
         if !self.accepting.load(Ordering::SeqCst) {
             return Err(error::to_rpc(&Error::unavailable(
                 "the daemon is shutting down; retry against the next instance",
             )));
         }
-        self.persistence
+        let result = self
+            .persistence
             .call(op)
             .instrument(tracing::info_span!("rpc", method))
-            .await
-            .map_err(|e| {
-                tracing::debug!(method, error = %e, "request failed");
-                error::to_rpc(&e)
-            })
+            .await;
+        tracing::debug!(
+            method,
+            parse_us,
+            total_us = t0.elapsed().as_micros() as u64,
+            "request"
+        );
+        result.map_err(|e| {
+            tracing::debug!(method, error = %e, "request failed");
+            error::to_rpc(&e)
+        })
     }
 }
 
