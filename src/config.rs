@@ -36,6 +36,10 @@ pub struct Config {
     pub status_interval_secs: u64,
     /// Upper bound in seconds for a graceful shutdown.
     pub shutdown_timeout_secs: u64,
+    /// Cron jobs file (see `schedules/`). Unset: the built-in copy of
+    /// `schedules/default.toml`. SIGHUP reloads it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_file: Option<PathBuf>,
     /// Threads of the persistence actor (blocking RocksDB calls). Concurrent
     /// durable writes beyond this number queue; RocksDB groups the fsyncs of
     /// the ones in flight.
@@ -101,6 +105,7 @@ impl Default for Config {
             log_level: "info".to_string(),
             status_interval_secs: 10,
             shutdown_timeout_secs: 10,
+            schedule_file: None,
             persistence_threads: 32,
             rocksdb: RocksdbConfig::default(),
             limits: Limits::default(),

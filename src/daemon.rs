@@ -9,15 +9,19 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::actors::{Persistence, PersistenceHandle, StatusActor};
-use crate::bus::MemoryStore;
+use crate::actors::{
+    Persistence, PersistenceHandle, Reload, Router, ScheduleSource, SchedulerActor, SnapshotActor,
+    StatusActor,
+};
+use crate::bus::KeyLocks;
 use crate::clock::{iso_ms, Clock, SystemClock};
 use crate::config::Config;
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineSlot};
 use crate::error::{Error, Result};
 use crate::ops::Shared;
 use crate::rpc::client::{daemon_json_path, read_daemon_info, DaemonInfo};
 use crate::rpc::{self, RpcState};
+use crate::snapshot::{restore, SnapshotStore};
 use crate::status::StatusBoard;
 
 /// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync dir.
@@ -55,13 +59,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         ))
     })?;
     let board = Arc::new(StatusBoard::new());
+    // Jobs are validated before anything opens: a bad file fails the start.
+    let source = match &config.schedule_file {
+        Some(p) => ScheduleSource::File(p.clone()),
+        None => ScheduleSource::Builtin,
+    };
+    let specs = source.load()?;
+    restore::recover(&config.data_dir)?;
+    let snapshots_store = Arc::new(SnapshotStore::open(&config.data_dir)?);
     let cfg = config.clone();
     let engine = tokio::task::spawn_blocking(move || Engine::open(&cfg, Arc::new(SystemClock)))
         .await
         .map_err(|e| Error::internal(format!("store open task failed: {e}")))??;
     let shared = Shared {
-        memory: Arc::new(MemoryStore::new(engine.clone())),
-        engine,
+        engine: Arc::new(EngineSlot::new(engine)),
+        locks: Arc::new(KeyLocks::default()),
         status: board.clone(),
     };
     let arbiter_shared = shared.clone();
@@ -74,7 +86,41 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (p2, b2) = (persistence.clone(), board.clone());
     let status = actix::Supervisor::start(move |_| StatusActor::new(p2, b2, every));
 
-    let state = Arc::new(RpcState::new(persistence.clone()));
+    let snapshots = SnapshotActor::new(
+        snapshots_store,
+        shared.engine.clone(),
+        Arc::new(config.clone()),
+        board.clone(),
+        persistence.clone(),
+    )
+    .start();
+    let scheduler = SchedulerActor::new(
+        specs,
+        source,
+        Arc::new(SystemClock),
+        persistence.clone(),
+        snapshots.clone(),
+        board.clone(),
+    )
+    .start();
+    let hup_scheduler = scheduler.clone();
+    let sighup = tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::error!("cannot install the SIGHUP handler; schedule reload is unavailable");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the schedule");
+            let _ = hup_scheduler.send(Reload).await;
+        }
+    });
+    let router = Router {
+        persistence: persistence.clone(),
+        snapshots,
+        scheduler,
+    };
+    let state = Arc::new(RpcState::new(router));
     let (server, bound) = rpc::start(
         &config.listen,
         config.limits.max_request_bytes,
@@ -106,6 +152,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     tracing::info!("shutdown requested: refusing new requests");
     let deadline = Duration::from_secs(config.shutdown_timeout_secs);
     state.stop_accepting();
+    sighup.abort();
     let _ = server.stop();
     let left = persistence.barrier(deadline).await?;
     if left > 0 {
@@ -122,6 +169,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     tokio::time::timeout(Duration::from_secs(2), server.stopped())
         .await
         .ok();
-    tracing::info!("store flushed; goodbye");
+    // Close RocksDB here, joining its background threads, rather than at
+    // process exit where C++ static destructors race them.
+    let slot = shared.engine.clone();
+    match tokio::task::spawn_blocking(move || slot.close(Duration::from_secs(5))).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "closing at exit; the store was flushed, no data is lost")
+        }
+        Err(e) => tracing::warn!(error = %e, "closing task failed; the store was flushed"),
+    }
+    tracing::info!("store flushed and closed; goodbye");
     Ok(())
 }

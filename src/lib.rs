@@ -38,5 +38,7 @@ pub mod mcp;
 pub mod npy;
 pub mod ops;
 pub mod rpc;
+pub mod schedule;
+pub mod snapshot;
 pub mod status;
 pub mod telemetry;

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::bus::tools::{self, *};
-use crate::bus::MemoryStore;
-use crate::engine::{Engine, Metric, VectorInput};
+use crate::bus::{KeyLocks, MemoryStore};
+use crate::engine::{EngineSlot, Metric, VectorInput};
 use crate::error::{Error, Result};
 use crate::status::StatusBoard;
 
@@ -114,6 +114,66 @@ pub struct VectorDeleteParams {
     pub ids: Vec<String>,
 }
 
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WalCheckpointParams {
+    /// Flush memtables even when RocksDB would not (always flushes today).
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotCreateParams {
+    /// Default: `snap-YYYYMMDD-HHMMSS-mmm`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Verify the snapshot right after creating it.
+    #[serde(default)]
+    pub verify: bool,
+    /// Set by the scheduler (not a wire field).
+    #[serde(skip)]
+    pub scheduled: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotListParams {
+    #[serde(default)]
+    pub with_size: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotNameParams {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotVerifyParams {
+    /// Default: the newest snapshot.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotDeleteParams {
+    pub name: String,
+    #[serde(default)]
+    pub confirm: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SnapshotPruneParams {
+    #[serde(default, alias = "dry_run")]
+    pub dry_run: bool,
+    #[serde(flatten)]
+    pub policy: crate::snapshot::retention::Policy,
+}
+
 /// Declares the operations: `Variant(Params) => "method_name"`.
 macro_rules! ops {
     ($( $variant:ident($params:ty) => $method:literal, )*) => {
@@ -162,6 +222,22 @@ ops! {
     MemoryList(MemoryListParams) => "memory_list",
     MemoryStats(MemoryStatsParams) => "memory_stats",
     SystemHealth(NoParams) => "system_health",
+    WalCheckpoint(WalCheckpointParams) => "wal_checkpoint",
+    SnapshotCreate(SnapshotCreateParams) => "snapshot_create",
+    SnapshotList(SnapshotListParams) => "snapshot_list",
+    SnapshotRestore(SnapshotNameParams) => "snapshot_restore",
+    SnapshotDelete(SnapshotDeleteParams) => "snapshot_delete",
+    SnapshotVerify(SnapshotVerifyParams) => "snapshot_verify",
+    SnapshotPrune(SnapshotPruneParams) => "snapshot_prune",
+    ScheduleList(NoParams) => "schedule_list",
+}
+
+/// Which actor serves an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Persistence,
+    Snapshot,
+    Scheduler,
 }
 
 /// Why a request could not even be turned into an [`Op`].
@@ -172,6 +248,19 @@ pub enum ParseError {
 }
 
 impl Op {
+    pub fn route(&self) -> Route {
+        match self {
+            Op::SnapshotCreate(_)
+            | Op::SnapshotList(_)
+            | Op::SnapshotRestore(_)
+            | Op::SnapshotDelete(_)
+            | Op::SnapshotVerify(_)
+            | Op::SnapshotPrune(_) => Route::Snapshot,
+            Op::ScheduleList(_) => Route::Scheduler,
+            _ => Route::Persistence,
+        }
+    }
+
     /// Whether the operation changes the store (refused while shutting down).
     pub fn writes(&self) -> bool {
         match self {
@@ -191,14 +280,16 @@ impl Op {
 /// What an operation runs against.
 #[derive(Debug, Clone)]
 pub struct Shared {
-    pub engine: Arc<Engine>,
-    pub memory: Arc<MemoryStore>,
+    pub engine: Arc<EngineSlot>,
+    pub locks: Arc<KeyLocks>,
     pub status: Arc<StatusBoard>,
 }
 
 /// Run one operation (blocking: call from the persistence actor's threads).
 pub fn execute(s: &Shared, op: Op) -> Result<Value> {
-    let e = &s.engine;
+    let engine = s.engine.get()?;
+    let e = &*engine;
+    let memory = MemoryStore::new(e, &s.locks);
     match op {
         Op::StorageWrite(p) => {
             let entries: Vec<(String, String)> = match (p.key, p.value, p.entries) {
@@ -232,7 +323,7 @@ pub fn execute(s: &Shared, op: Op) -> Result<Value> {
             Ok(json!({"deleted": existed, "requested": keys.len()}))
         }
         Op::StorageScan(p) => Ok(json!(e.kv_scan(&p.prefix, p.limit, p.cursor.as_deref())?)),
-        Op::StorageStats(_) => storage_stats(s),
+        Op::StorageStats(_) => storage_stats(e, s),
         Op::CollectionCreate(p) => {
             let (info, created) = e.collection_create(&p.name, p.dimension, p.metric)?;
             Ok(json!({"collection": info, "created": created}))
@@ -258,13 +349,31 @@ pub fn execute(s: &Shared, op: Op) -> Result<Value> {
             let n = e.vector_delete(&p.collection, &p.ids)?;
             Ok(json!({"collection": p.collection, "deleted": n, "requested": p.ids.len()}))
         }
-        Op::MemoryUsage(p) => tools::memory_usage(&s.memory, p),
-        Op::MemoryStore(p) => tools::memory_store(&s.memory, p),
-        Op::MemoryRetrieve(p) => tools::memory_retrieve(&s.memory, p),
-        Op::MemorySearch(p) => tools::memory_search(&s.memory, p),
-        Op::MemoryDelete(p) => tools::memory_delete(&s.memory, p),
-        Op::MemoryList(p) => tools::memory_list(&s.memory, p),
-        Op::MemoryStats(p) => tools::memory_stats(&s.memory, p),
+        Op::MemoryUsage(p) => tools::memory_usage(&memory, p),
+        Op::MemoryStore(p) => tools::memory_store(&memory, p),
+        Op::MemoryRetrieve(p) => tools::memory_retrieve(&memory, p),
+        Op::MemorySearch(p) => tools::memory_search(&memory, p),
+        Op::MemoryDelete(p) => tools::memory_delete(&memory, p),
+        Op::MemoryList(p) => tools::memory_list(&memory, p),
+        Op::MemoryStats(p) => tools::memory_stats(&memory, p),
+        Op::WalCheckpoint(_) => {
+            let t = std::time::Instant::now();
+            e.flush()?;
+            Ok(json!({"flushed": true, "wal_synced": true,
+                "latest_sequence": e.db().latest_sequence_number(),
+                "duration_ms": t.elapsed().as_secs_f64() * 1000.0}))
+        }
+        other @ (Op::SnapshotCreate(_)
+        | Op::SnapshotList(_)
+        | Op::SnapshotRestore(_)
+        | Op::SnapshotDelete(_)
+        | Op::SnapshotVerify(_)
+        | Op::SnapshotPrune(_)
+        | Op::ScheduleList(_)) => Err(Error::internal(format!(
+            "{} is served by the {:?} actor, not the persistence actor",
+            other.method(),
+            other.route()
+        ))),
         Op::SystemHealth(_) => {
             // A real read proves the store answers.
             e.get(crate::engine::Cf::Sys, b"schema_version")?;
@@ -278,8 +387,8 @@ pub fn execute(s: &Shared, op: Op) -> Result<Value> {
     }
 }
 
-fn storage_stats(s: &Shared) -> Result<Value> {
-    let st = s.engine.stats();
+fn storage_stats(e: &crate::engine::Engine, s: &Shared) -> Result<Value> {
+    let st = e.stats();
     let key_estimate = |name: &str| {
         st.column_families
             .iter()
@@ -293,6 +402,7 @@ fn storage_stats(s: &Shared) -> Result<Value> {
         "kv_keys_estimate": key_estimate("kv"),
         "memory_entries_estimate": key_estimate("memory"),
         "actors": s.status.snapshot(),
+        "records": s.status.records(),
     }))
 }
 
@@ -314,6 +424,9 @@ mod tests {
                 "memory_store" => r#"{"key":"k","value":"v"}"#,
                 "memory_retrieve" | "memory_delete" => r#"{"key":"k"}"#,
                 "memory_search" => r#"{"query":"q"}"#,
+                "snapshot_restore" => r#"{"name":"n"}"#,
+                "snapshot_delete" => r#"{"name":"n","confirm":true}"#,
+                "snapshot_prune" => r#"{"keep-last":2,"dry-run":true}"#,
                 _ => "{}",
             };
             let op = Op::parse(m, Some(params)).unwrap_or_else(|e| panic!("{m}: {e:?}"));

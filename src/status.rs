@@ -21,6 +21,9 @@ pub struct ActorState {
 #[derive(Debug, Default)]
 pub struct StatusBoard {
     actors: Mutex<BTreeMap<String, ActorState>>,
+    /// Named summary records (e.g. `snapshots`), published on the bus as
+    /// `swarm/storage/<name>` and shown in `stats`.
+    records: Mutex<BTreeMap<String, Value>>,
     started_ms: i64,
 }
 
@@ -28,6 +31,7 @@ impl StatusBoard {
     pub fn new() -> Self {
         StatusBoard {
             actors: Mutex::default(),
+            records: Mutex::default(),
             started_ms: SystemClock.now_ms(),
         }
     }
@@ -70,6 +74,20 @@ impl StatusBoard {
                 e.restarts += 1;
             }
         });
+    }
+
+    pub fn set_record(&self, name: &str, value: Value) {
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), value);
+    }
+
+    pub fn records(&self) -> BTreeMap<String, Value> {
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, ActorState> {

@@ -1,10 +1,49 @@
 //! The actix actors: thin shells that own state and receive typed messages,
-//! driving the plain modules (`engine`, `bus`, `status`). Later actors
-//! (snapshot, backup, compaction, tiering, scheduler) are started by
-//! [`crate::daemon`] next to these and talk to them the same way.
+//! driving the plain modules (`engine`, `bus`, `snapshot`, `schedule`,
+//! `status`). The [`Router`] sends each operation to the actor that serves
+//! it; later actors (backup, compaction, tiering) slot in the same way.
 
 mod persistence;
+mod scheduler_actor;
+mod snapshot_actor;
 mod status_actor;
 
 pub use persistence::{Execute, Flush, Persistence, PersistenceHandle, Publish};
+pub use scheduler_actor::{ListJobs, Reload, ScheduleSource, SchedulerActor};
+pub use snapshot_actor::{SnapshotActor, SnapshotCmd};
 pub use status_actor::{StatusActor, VectorStorageRecord};
+
+use actix::Addr;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::ops::{Op, Route};
+
+/// Sends an operation to the actor that serves it.
+#[derive(Clone)]
+pub struct Router {
+    pub persistence: PersistenceHandle,
+    pub snapshots: Addr<SnapshotActor>,
+    pub scheduler: Addr<SchedulerActor>,
+}
+
+impl Router {
+    pub async fn call(&self, op: Op) -> Result<Value> {
+        let gone = |who: &str, e: actix::MailboxError| {
+            Error::unavailable(format!("{who} actor is not running: {e}"))
+        };
+        match op.route() {
+            Route::Persistence => self.persistence.call(op).await,
+            Route::Snapshot => self
+                .snapshots
+                .send(SnapshotCmd(op))
+                .await
+                .map_err(|e| gone("snapshot", e))?,
+            Route::Scheduler => self
+                .scheduler
+                .send(ListJobs)
+                .await
+                .map_err(|e| gone("scheduler", e)),
+        }
+    }
+}

@@ -54,7 +54,7 @@ pub struct Flush;
 impl Handler<Flush> for Persistence {
     type Result = Result<()>;
     fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Result<()> {
-        self.shared.engine.flush()
+        self.shared.engine.get()?.flush()
     }
 }
 
@@ -70,7 +70,12 @@ pub struct Publish {
 impl Handler<Publish> for Persistence {
     type Result = Result<()>;
     fn handle(&mut self, p: Publish, _: &mut Self::Context) -> Result<()> {
-        self.shared.memory.publish(&p.namespace, &p.key, &p.value)
+        let engine = self.shared.engine.get()?;
+        crate::bus::MemoryStore::new(&engine, &self.shared.locks).publish(
+            &p.namespace,
+            &p.key,
+            &p.value,
+        )
     }
 }
 
@@ -82,7 +87,9 @@ pub struct CollectStorage;
 impl Handler<CollectStorage> for Persistence {
     type Result = Result<super::VectorStorageRecord>;
     fn handle(&mut self, _: CollectStorage, _: &mut Self::Context) -> Self::Result {
-        Ok(super::status_actor::collect_storage(&self.shared.engine))
+        Ok(super::status_actor::collect_storage(
+            &*self.shared.engine.get()?,
+        ))
     }
 }
 
@@ -92,6 +99,7 @@ impl Handler<CollectStorage> for Persistence {
 pub struct PersistenceHandle {
     addr: Addr<Persistence>,
     inflight: Arc<AtomicUsize>,
+    paused: Arc<std::sync::atomic::AtomicBool>,
 }
 
 struct InflightGuard(Arc<AtomicUsize>);
@@ -106,6 +114,7 @@ impl PersistenceHandle {
         PersistenceHandle {
             addr,
             inflight: Arc::new(AtomicUsize::new(0)),
+            paused: Arc::default(),
         }
     }
 
@@ -119,8 +128,15 @@ impl PersistenceHandle {
 
     /// Run an operation on the persistence threads.
     pub async fn call(&self, op: Op) -> Result<Value> {
+        // Count first, then check the gate: a quiesce that closed the gate
+        // after our check still waits for us.
         self.inflight.fetch_add(1, Ordering::SeqCst);
         let _guard = InflightGuard(self.inflight.clone());
+        if self.paused.load(Ordering::SeqCst) {
+            return Err(Error::unavailable(
+                "the store is paused for a restore; retry in a moment",
+            ));
+        }
         self.addr
             .send(Execute(op))
             .await
@@ -143,6 +159,29 @@ impl PersistenceHandle {
             .send(CollectStorage)
             .await
             .map_err(|e| Error::unavailable(format!("persistence actor is not running: {e}")))?
+    }
+
+    /// Refuse new operations and wait (up to `timeout`) for running ones.
+    /// On timeout the gate is reopened and an error returned.
+    pub async fn quiesce(&self, timeout: Duration) -> Result<()> {
+        self.paused.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + timeout;
+        while self.inflight() > 0 {
+            if Instant::now() >= deadline {
+                self.resume();
+                return Err(Error::unavailable(format!(
+                    "could not quiesce writes: {} operations still running after {timeout:?}",
+                    self.inflight()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(())
+    }
+
+    /// Reopen the gate closed by [`quiesce`](Self::quiesce).
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
     }
 
     /// Wait (up to `timeout`) until no operation is in flight, then flush.

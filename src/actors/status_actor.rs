@@ -137,11 +137,16 @@ impl StatusActor {
                     let board2 = board.clone();
                     ctx.spawn(
                         async move {
-                            for (key, value) in
-                                [(STATUS_KEY, status), (VECTOR_STORAGE_KEY, vector_storage)]
-                            {
+                            let mut records = vec![
+                                (STATUS_KEY.to_string(), status),
+                                (VECTOR_STORAGE_KEY.to_string(), vector_storage),
+                            ];
+                            for (name, value) in board2.records() {
+                                records.push((format!("swarm/storage/{name}"), value));
+                            }
+                            for (key, value) in records {
                                 if let Err(e) =
-                                    persistence.publish(STATUS_NAMESPACE, key, value).await
+                                    persistence.publish(STATUS_NAMESPACE, &key, value).await
                                 {
                                     board2
                                         .record_error("status", &format!("publishing {key}: {e}"));

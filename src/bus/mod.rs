@@ -12,7 +12,7 @@ pub mod tools;
 
 pub use search::{rank, tokenize};
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 use serde::{Deserialize, Serialize};
@@ -80,13 +80,23 @@ pub enum OnExisting {
     Fail,
 }
 
-/// The memory store over the engine. Writes to one key are serialised by a
-/// striped lock (so create-only and createdAt are exact); different keys
-/// proceed in parallel and share fsyncs.
+/// Striped per-key write locks, shared by every [`MemoryStore`] view: writes
+/// to one key are serialised (so create-only and createdAt are exact);
+/// different keys proceed in parallel and share fsyncs.
 #[derive(Debug)]
-pub struct MemoryStore {
-    engine: Arc<Engine>,
-    stripes: Vec<Mutex<()>>,
+pub struct KeyLocks(Vec<Mutex<()>>);
+
+impl Default for KeyLocks {
+    fn default() -> Self {
+        KeyLocks((0..LOCK_STRIPES).map(|_| Mutex::new(())).collect())
+    }
+}
+
+/// The memory store: a view over the engine and the shared key locks.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryStore<'a> {
+    engine: &'a Engine,
+    locks: &'a KeyLocks,
 }
 
 pub fn check_namespace(ns: &str) -> Result<()> {
@@ -107,16 +117,13 @@ fn access_key(ns: &str, key: &str) -> Vec<u8> {
     k
 }
 
-impl MemoryStore {
-    pub fn new(engine: Arc<Engine>) -> Self {
-        MemoryStore {
-            engine,
-            stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
-        }
+impl<'a> MemoryStore<'a> {
+    pub fn new(engine: &'a Engine, locks: &'a KeyLocks) -> Self {
+        MemoryStore { engine, locks }
     }
 
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
+    pub fn engine(&self) -> &'a Engine {
+        self.engine
     }
 
     fn now(&self) -> i64 {
@@ -127,7 +134,7 @@ impl MemoryStore {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (ns, key).hash(&mut h);
-        let stripe = &self.stripes[(h.finish() as usize) % LOCK_STRIPES];
+        let stripe = &self.locks.0[(h.finish() as usize) % LOCK_STRIPES];
         // A poisoned stripe only means another writer panicked; the data is in RocksDB.
         stripe.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -11,7 +11,8 @@ fn v2(store: &MemoryStore, args: Value) -> Value {
 #[test]
 fn v2_store_retrieve_list_delete_shapes() {
     let (_d, e) = open_temp(ManualClock::new(1_700_000_000_000));
-    let s = MemoryStore::new(e);
+    let locks = KeyLocks::default();
+    let s = MemoryStore::new(&e, &locks);
     let r = v2(
         &s,
         json!({"action": "store", "key": "k1", "value": "{\"a\":1}"}),
@@ -45,7 +46,8 @@ fn v2_store_retrieve_list_delete_shapes() {
 fn v2_list_is_newest_first_and_search_is_substring() {
     let clock = ManualClock::new(1_000_000);
     let (_d, e) = open_temp(clock.clone());
-    let s = MemoryStore::new(e);
+    let locks = KeyLocks::default();
+    let s = MemoryStore::new(&e, &locks);
     for k in ["alpha", "beta", "gamma"] {
         v2(
             &s,
@@ -79,7 +81,8 @@ fn ttl_hides_at_once_and_compaction_removes() {
     let start = crate::clock::SystemClock.now_ms_for_tests() - 3_600_000;
     let clock = ManualClock::new(start);
     let (_d, e) = open_temp(clock.clone());
-    let s = MemoryStore::new(e.clone());
+    let locks = KeyLocks::default();
+    let s = MemoryStore::new(&e, &locks);
     v2(
         &s,
         json!({"action": "store", "key": "short", "value": "x", "ttl": 10}),
@@ -117,7 +120,8 @@ fn ttl_hides_at_once_and_compaction_removes() {
 #[test]
 fn namespaces_never_leak() {
     let (_d, e) = open_temp(ManualClock::new(5));
-    let s = MemoryStore::new(e);
+    let locks = KeyLocks::default();
+    let s = MemoryStore::new(&e, &locks);
     v2(
         &s,
         json!({"action": "store", "key": "k", "value": "in a", "namespace": "a"}),
@@ -185,7 +189,8 @@ fn namespaces_never_leak() {
 fn v3_upsert_tags_search_stats() {
     let clock = ManualClock::new(10_000);
     let (_d, e) = open_temp(clock.clone());
-    let s = MemoryStore::new(e);
+    let locks = KeyLocks::default();
+    let s = MemoryStore::new(&e, &locks);
     let store = |args: Value| memory_store(&s, serde_json::from_value(args).unwrap());
     store(json!({"key": "plan", "value": {"steps": 3}, "tags": ["x", "y"]})).unwrap();
     let err = store(json!({"key": "plan", "value": "again"})).unwrap_err();
@@ -243,7 +248,8 @@ fn v3_upsert_tags_search_stats() {
 #[test]
 fn bad_memory_input_changes_nothing() {
     let (_d, e) = open_temp(ManualClock::new(0));
-    let s = MemoryStore::new(e);
+    let locks = KeyLocks::default();
+    let s = MemoryStore::new(&e, &locks);
     let bad = [
         json!({"key": "", "value": "v"}),
         json!({"key": "k", "value": "v", "namespace": ""}),

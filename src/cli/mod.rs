@@ -155,6 +155,15 @@ pub enum Command {
     /// Vector collections.
     #[command(subcommand)]
     Collection(CollectionCmd),
+    /// Point-in-time snapshots.
+    #[command(subcommand)]
+    Snapshot(SnapshotCmd),
+    /// Write-ahead log.
+    #[command(subcommand)]
+    Wal(WalCmd),
+    /// Cron jobs.
+    #[command(subcommand)]
+    Schedule(ScheduleCmd),
     /// Measure ingest, durable writes and reads (see README).
     Bench(crate::bench::BenchArgs),
 }
@@ -225,6 +234,94 @@ pub enum MemoryCmd {
     },
     /// Entry counts per namespace and bytes on disk.
     Stats {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCmd {
+    /// Create a snapshot.
+    Create {
+        /// Default: snap-YYYYMMDD-HHMMSS-mmm.
+        #[arg(long)]
+        name: Option<String>,
+        /// Verify it right after creating it.
+        #[arg(long)]
+        verify: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List snapshots.
+    List {
+        /// Add each snapshot's exclusive bytes (its delta).
+        #[arg(long)]
+        with_size: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Replace the live store with a snapshot (keeps an undo snapshot).
+    Restore {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete a snapshot.
+    Delete {
+        #[arg(long)]
+        name: String,
+        /// Required: deleting is not undoable.
+        #[arg(long)]
+        confirm: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Re-check checksums and read all of a snapshot (default: newest).
+    Verify {
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Apply a retention policy (restic's keep-* rules).
+    Prune {
+        /// Print the plan; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        keep_last: Option<u32>,
+        #[arg(long)]
+        keep_hourly: Option<u32>,
+        #[arg(long)]
+        keep_daily: Option<u32>,
+        #[arg(long)]
+        keep_weekly: Option<u32>,
+        #[arg(long)]
+        keep_monthly: Option<u32>,
+        /// e.g. 36h, 7d, 2w.
+        #[arg(long)]
+        keep_within: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WalCmd {
+    /// Flush memtables and fsync the WAL.
+    Checkpoint {
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCmd {
+    /// Jobs with last run, next run and last result.
+    List {
         #[command(flatten)]
         conn: Conn,
     },
@@ -378,10 +475,72 @@ pub async fn run_client(command: Command) -> Result<String> {
             ),
             CollectionCmd::List { conn } => (conn, "collection_list", json!({})),
         },
+        Command::Snapshot(c) => match c {
+            SnapshotCmd::Create { name, verify, conn } => (
+                conn,
+                "snapshot_create",
+                params(vec![("name", json!(name)), ("verify", json!(verify))]),
+            ),
+            SnapshotCmd::List { with_size, conn } => {
+                (conn, "snapshot_list", json!({"with_size": with_size}))
+            }
+            SnapshotCmd::Restore { name, conn } => {
+                (conn, "snapshot_restore", json!({"name": name}))
+            }
+            SnapshotCmd::Delete {
+                name,
+                confirm,
+                conn,
+            } => {
+                if !confirm {
+                    return Err(Error::invalid(format!(
+                        "deleting snapshot {name:?} needs --confirm; nothing was deleted"
+                    )));
+                }
+                (
+                    conn,
+                    "snapshot_delete",
+                    json!({"name": name, "confirm": true}),
+                )
+            }
+            SnapshotCmd::Verify { name, conn } => {
+                (conn, "snapshot_verify", params(vec![("name", json!(name))]))
+            }
+            SnapshotCmd::Prune {
+                dry_run,
+                keep_last,
+                keep_hourly,
+                keep_daily,
+                keep_weekly,
+                keep_monthly,
+                keep_within,
+                conn,
+            } => (
+                conn,
+                "snapshot_prune",
+                params(vec![
+                    ("dry-run", json!(dry_run)),
+                    ("keep-last", json!(keep_last)),
+                    ("keep-hourly", json!(keep_hourly)),
+                    ("keep-daily", json!(keep_daily)),
+                    ("keep-weekly", json!(keep_weekly)),
+                    ("keep-monthly", json!(keep_monthly)),
+                    ("keep-within", json!(keep_within)),
+                ]),
+            ),
+        },
+        Command::Wal(WalCmd::Checkpoint { force, conn }) => {
+            (conn, "wal_checkpoint", json!({"force": force}))
+        }
+        Command::Schedule(ScheduleCmd::List { conn }) => (conn, "schedule_list", json!({})),
         other => return Err(Error::internal(format!("not a client command: {other:?}"))),
     };
     let v = call(&conn, method, p).await?;
-    Ok(output::render(&conn, method, &v, false))
+    let text = output::render(&conn, method, &v, false);
+    if method == "snapshot_verify" && v["ok"] == false {
+        return Err(Error::corruption(text));
+    }
+    Ok(text)
 }
 
 /// `init`: create the data dir and an example config; never opens the store.

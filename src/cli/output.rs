@@ -79,6 +79,83 @@ pub fn render(conn: &Conn, method: &str, v: &Value, detailed: bool) -> String {
             }
             out
         }
+        "snapshot_list" => {
+            let mut out = format!(
+                "{:<36} {:<9} {:<25} {:>12} {:>12}  verified",
+                "name", "kind", "created_at", "size", "exclusive"
+            );
+            for s in v["snapshots"].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "\n{:<36} {:<9} {:<25} {:>12} {:>12}  {}",
+                    s["name"].as_str().unwrap_or_default(),
+                    s["kind"].as_str().unwrap_or_default(),
+                    s["created_at"].as_str().unwrap_or_default(),
+                    human_bytes(s["total_bytes"].as_u64().unwrap_or(0)),
+                    s["exclusive_bytes"]
+                        .as_u64()
+                        .map(human_bytes)
+                        .unwrap_or_else(|| "-".into()),
+                    match s["verified"].as_bool() {
+                        Some(true) => "yes",
+                        Some(false) => "FAILED",
+                        None => "-",
+                    },
+                ));
+            }
+            out
+        }
+        "snapshot_prune" => {
+            let mut out = String::new();
+            for d in v["plan"].as_array().into_iter().flatten() {
+                let keep = d["keep"].as_bool().unwrap_or(true);
+                let reasons: Vec<&str> = d["reasons"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r.as_str())
+                    .collect();
+                out.push_str(&format!(
+                    "{} {:<36} {}\n",
+                    if keep { "keep  " } else { "delete" },
+                    d["name"].as_str().unwrap_or_default(),
+                    reasons.join(", ")
+                ));
+            }
+            out.push_str(&format!(
+                "{}: keep {}, delete {}",
+                if v["dry_run"].as_bool().unwrap_or(false) {
+                    "plan (dry run, nothing deleted)"
+                } else {
+                    "pruned"
+                },
+                v["keep"],
+                v["delete"]
+            ));
+            out
+        }
+        "snapshot_verify" => {
+            let mut out = format!(
+                "snapshot {}: {} ({} files, {}, {} keys read, {:.0} MB/s)",
+                v["name"].as_str().unwrap_or_default(),
+                if v["ok"].as_bool() == Some(true) {
+                    "OK"
+                } else {
+                    "FAILED"
+                },
+                v["files_checked"],
+                human_bytes(v["bytes_checked"].as_u64().unwrap_or(0)),
+                v["keys_read"],
+                v["mb_per_s"].as_f64().unwrap_or(0.0)
+            );
+            for b in v["bad_files"].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "\n  bad: {}: {}",
+                    b["file"].as_str().unwrap_or_default(),
+                    b["problem"].as_str().unwrap_or_default()
+                ));
+            }
+            out
+        }
         _ => pretty(v),
     }
 }

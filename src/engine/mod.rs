@@ -173,27 +173,59 @@ fn cf_options(config: &Config, cache: &Cache, cf: Cf) -> Options {
     opts
 }
 
+/// DB options and column family descriptors for a store (live or snapshot).
+fn descriptors(config: &Config) -> (Options, Vec<ColumnFamilyDescriptor>) {
+    let mut db_opts = Options::default();
+    db_opts.create_if_missing(true);
+    db_opts.create_missing_column_families(true);
+    db_opts.set_max_background_jobs(config.rocksdb.max_background_jobs);
+    db_opts.set_bytes_per_sync(1 << 20);
+    db_opts.set_keep_log_file_num(5);
+    // Concurrent writers join one write group: one WAL write + one fsync.
+    db_opts.set_enable_pipelined_write(false);
+    // Followers of a write group sleep instead of spinning: with many
+    // writer threads on few cores, spinning starves the group leader.
+    db_opts.set_enable_write_thread_adaptive_yield(false);
+    let cache = Cache::new_lru_cache(config.rocksdb.block_cache_mb * 1024 * 1024);
+    let cfs = Cf::ALL
+        .iter()
+        .map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(config, &cache, *cf)))
+        .collect();
+    (db_opts, cfs)
+}
+
+/// Open a store directory read-only and read every key of every column
+/// family with block checksums verified; returns the number of keys.
+pub fn read_all_read_only(dir: &Path, config: &Config) -> Result<u64> {
+    let (mut opts, cfs) = descriptors(config);
+    opts.create_if_missing(false);
+    let db = DB::open_cf_descriptors_read_only(&opts, dir, cfs, false)?;
+    let mut keys = 0;
+    for cf in Cf::ALL {
+        let handle = db
+            .cf_handle(cf.name())
+            .ok_or_else(|| Error::corruption(format!("column family {} is missing", cf.name())))?;
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.set_verify_checksums(true);
+        ro.fill_cache(false);
+        let mut it = db.raw_iterator_cf_opt(handle, ro);
+        it.seek_to_first();
+        while it.valid() {
+            keys += 1;
+            it.next();
+        }
+        it.status()?;
+    }
+    Ok(keys)
+}
+
 impl Engine {
     /// Open (creating if needed) the store under `<data_dir>/db`.
     pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Engine>> {
         let path = config.data_dir.join("db");
         std::fs::create_dir_all(&path)
             .map_err(|e| Error::io(format!("cannot create {}: {e}", path.display())))?;
-        let mut db_opts = Options::default();
-        db_opts.create_if_missing(true);
-        db_opts.create_missing_column_families(true);
-        db_opts.set_max_background_jobs(config.rocksdb.max_background_jobs);
-        db_opts.set_bytes_per_sync(1 << 20);
-        db_opts.set_keep_log_file_num(5);
-        // Concurrent writers join one write group: one WAL write + one fsync.
-        db_opts.set_enable_pipelined_write(false);
-        // Followers of a write group sleep instead of spinning: with many
-        // writer threads on few cores, spinning starves the group leader.
-        db_opts.set_enable_write_thread_adaptive_yield(false);
-        let cache = Cache::new_lru_cache(config.rocksdb.block_cache_mb * 1024 * 1024);
-        let cfs = Cf::ALL
-            .iter()
-            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(config, &cache, *cf)));
+        let (db_opts, cfs) = descriptors(config);
         let db = DB::open_cf_descriptors(&db_opts, &path, cfs).map_err(|e| {
             let err = Error::from(e);
             if err.message.contains("lock") || err.message.contains("LOCK") {
@@ -392,6 +424,56 @@ impl Engine {
             read_bytes: self.counters.read_bytes.load(Ordering::Relaxed),
             uptime_secs: self.opened_at.elapsed().as_secs(),
         }
+    }
+}
+
+/// The open engine, or none while a restore swaps the store. Operations take
+/// a clone of the `Arc` for their duration; a restore waits until no
+/// operation is in flight, takes the engine out (closing RocksDB when the
+/// last clone drops), swaps directories and puts the reopened engine back.
+#[derive(Debug, Default)]
+pub struct EngineSlot(std::sync::RwLock<Option<Arc<Engine>>>);
+
+impl EngineSlot {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        EngineSlot(std::sync::RwLock::new(Some(engine)))
+    }
+
+    pub fn get(&self) -> Result<Arc<Engine>> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| Error::unavailable("the store is being restored; retry in a moment"))
+    }
+
+    pub fn take(&self) -> Option<Arc<Engine>> {
+        self.0.write().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    pub fn put(&self, engine: Arc<Engine>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some(engine);
+    }
+
+    /// Take the engine out of service and drop it once nobody else holds
+    /// it, which closes RocksDB and joins its background threads. If it is
+    /// still in use after `limit`, it is put back and an error returned.
+    pub fn close(&self, limit: Duration) -> Result<()> {
+        let Some(engine) = self.take() else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + limit;
+        while Arc::strong_count(&engine) > 1 {
+            if Instant::now() > deadline {
+                self.put(engine);
+                return Err(Error::unavailable(format!(
+                    "the store is still in use after {limit:?}; it stays open"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(engine);
+        Ok(())
     }
 }
 

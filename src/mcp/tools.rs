@@ -18,7 +18,9 @@ fn tool(name: &'static str, description: &'static str, schema: Value, read_only:
     Tool::new(name, description, obj(schema)).with_annotations(
         ToolAnnotations::new()
             .read_only(read_only)
-            .destructive(name.ends_with("_delete"))
+            .destructive(
+                name.ends_with("_delete") || name.ends_with("_restore") || name.ends_with("_prune"),
+            )
             .open_world(false),
     )
 }
@@ -97,6 +99,29 @@ pub fn all() -> Vec<Tool> {
             json!({"type":"object","required":["collection","ids"],"properties":{"collection":s(),
                 "ids":{"type":"array","items":s()}}}), false),
         tool("system_health", "Daemon health: overall status, version, pid and each actor's state.",
+            json!({"type":"object","properties":{}}), true),
+        tool("wal_checkpoint", "Flush memtables to SST files and fsync the WAL.",
+            json!({"type":"object","properties":{"force":{"type":"boolean","default":false}}}), false),
+        tool("snapshot_create", "Create a point-in-time snapshot (RocksDB checkpoint, hard links) with a checksummed manifest.",
+            json!({"type":"object","properties":{"name":s(),
+                "verify":{"type":"boolean","default":false,"description":"Verify right after creating"}}}), false),
+        tool("snapshot_list", "List snapshots; with_size adds the bytes each one alone holds (its delta).",
+            json!({"type":"object","properties":{"with_size":{"type":"boolean","default":false}}}), true),
+        tool("snapshot_restore", "Replace the live store with a snapshot (the replaced state is kept as an undo snapshot).",
+            json!({"type":"object","required":["name"],"properties":{"name":s()}}), false),
+        tool("snapshot_delete", "Delete a snapshot; refuses without confirm: true.",
+            json!({"type":"object","required":["name"],"properties":{"name":s(),
+                "confirm":{"type":"boolean","default":false}}}), false),
+        tool("snapshot_verify", "Re-check every file checksum of a snapshot and read all of it (default: newest).",
+            json!({"type":"object","properties":{"name":s()}}), true),
+        tool("snapshot_prune", "Apply a retention policy (restic's keep-* rules); dry-run prints the plan only.",
+            json!({"type":"object","properties":{
+                "dry-run":{"type":"boolean","default":false},
+                "keep-last":{"type":"integer","minimum":0},"keep-hourly":{"type":"integer","minimum":0},
+                "keep-daily":{"type":"integer","minimum":0},"keep-weekly":{"type":"integer","minimum":0},
+                "keep-monthly":{"type":"integer","minimum":0},
+                "keep-within":{"type":"string","description":"e.g. 36h, 7d, 2w"}}}), false),
+        tool("schedule_list", "Cron jobs with last run, next run and last result.",
             json!({"type":"object","properties":{}}), true),
     ]
 }

@@ -16,20 +16,20 @@ use jsonrpsee::RpcModule;
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::actors::PersistenceHandle;
+use crate::actors::Router;
 use crate::error::{Error, Result};
 use crate::ops::{Op, METHODS};
 
 /// What the RPC methods share.
 pub struct RpcState {
-    pub persistence: PersistenceHandle,
+    pub router: Router,
     accepting: AtomicBool,
 }
 
 impl RpcState {
-    pub fn new(persistence: PersistenceHandle) -> Self {
+    pub fn new(router: Router) -> Self {
         RpcState {
-            persistence,
+            router,
             accepting: AtomicBool::new(true),
         }
     }
@@ -53,7 +53,7 @@ impl RpcState {
             )));
         }
         let result = self
-            .persistence
+            .router
             .call(op)
             .instrument(tracing::info_span!("rpc", method))
             .await;
