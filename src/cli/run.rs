@@ -90,6 +90,7 @@ pub fn main() -> ExitCode {
                 crate::error::ErrorKind::InvalidInput => 2,
                 crate::error::ErrorKind::NotFound => 3,
                 crate::error::ErrorKind::Unavailable => 4,
+                crate::error::ErrorKind::Corruption => 5,
                 _ => 1,
             })
         }
