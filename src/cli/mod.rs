@@ -1,6 +1,10 @@
 //! The command line (clap). `serve` runs the daemon; `mcp` runs the MCP
 //! stdio server; every other command is a JSON-RPC client of the daemon
 //! found through `--data-dir` (its `daemon.json`) or `--connect URL`.
+//!
+//! A client command is a struct whose fields are the method's named params:
+//! it is serialised as-is (`None` and empty lists left out), so a flag and
+//! the param it feeds are declared once.
 
 mod output;
 mod run;
@@ -11,7 +15,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::config::{Config, Overrides, DEFAULT_DATA_DIR};
 use crate::error::{Error, Result};
@@ -81,6 +86,185 @@ impl ServeArgs {
     }
 }
 
+/// Declares client commands: `Name => "rpc_method" { fields }`. Each field
+/// is a flag (`--field-name`) and a named param of the method.
+macro_rules! client_commands {
+    ($( $(#[$doc:meta])* $name:ident => $method:literal $(, $serde:meta)? { $( $(#[$fdoc:meta])* $field:ident : $ty:ty, )* } )*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Debug, Args, Serialize)]
+            $( #[serde($serde)] )?
+            pub struct $name {
+                $( $(#[$fdoc])* #[serde(skip_serializing_if = "Skip::skip")] pub $field: $ty, )*
+                #[command(flatten)]
+                #[serde(skip)]
+                pub conn: Conn,
+            }
+            impl ClientCommand for $name {
+                const METHOD: &'static str = $method;
+                fn conn(&self) -> &Conn {
+                    &self.conn
+                }
+            }
+        )*
+    };
+}
+
+/// A command that is one JSON-RPC call.
+pub trait ClientCommand: Serialize {
+    const METHOD: &'static str;
+    fn conn(&self) -> &Conn;
+}
+
+/// Which values are left out of the params (so the daemon's defaults apply).
+trait Skip {
+    fn skip(&self) -> bool {
+        false
+    }
+}
+impl<T> Skip for Option<T> {
+    fn skip(&self) -> bool {
+        self.is_none()
+    }
+}
+impl<T> Skip for Vec<T> {
+    fn skip(&self) -> bool {
+        self.is_empty()
+    }
+}
+impl Skip for bool {
+    fn skip(&self) -> bool {
+        !*self
+    }
+}
+impl Skip for String {}
+impl Skip for usize {}
+
+client_commands! {
+    /// Write a key/value pair.
+    Write => "storage_write" {
+        #[arg(long)] key: String,
+        #[arg(long)] value: String,
+    }
+    /// Read a key.
+    Read => "storage_read" {
+        #[arg(long)] key: String,
+    }
+    /// Delete a key.
+    Delete => "storage_delete" {
+        #[arg(long)] key: String,
+    }
+    /// List keys with a prefix, a page at a time.
+    Scan => "storage_scan" {
+        #[arg(long, default_value = "")] prefix: String,
+        #[arg(long, default_value_t = 100)] limit: usize,
+        /// The next_cursor of the previous page.
+        #[arg(long)] cursor: Option<String>,
+    }
+    /// Daemon health.
+    Health => "system_health" {}
+    /// Store a value (v3 memory_store).
+    MemoryStore => "memory_store" {
+        #[arg(long)] key: String,
+        #[arg(long)] value: String,
+        #[arg(long)] namespace: Option<String>,
+        /// Time to live, seconds.
+        #[arg(long)] ttl: Option<f64>,
+        /// Comma-separated tags.
+        #[arg(long, value_delimiter = ',')] tags: Vec<String>,
+        /// Overwrite an existing key.
+        #[arg(long)] upsert: bool,
+    }
+    /// Read one entry.
+    MemoryRetrieve => "memory_retrieve" {
+        #[arg(long)] key: String,
+        #[arg(long)] namespace: Option<String>,
+    }
+    /// List entries, newest first.
+    MemoryList => "memory_list" {
+        #[arg(long)] namespace: Option<String>,
+        #[arg(long)] limit: Option<u32>,
+        #[arg(long, value_delimiter = ',')] tags: Vec<String>,
+    }
+    /// Delete one entry.
+    MemoryDelete => "memory_delete" {
+        #[arg(long)] key: String,
+        #[arg(long)] namespace: Option<String>,
+    }
+    /// Relevance search (BM25).
+    MemorySearch => "memory_search" {
+        #[arg(long)] query: String,
+        #[arg(long)] namespace: Option<String>,
+        #[arg(long)] limit: Option<u32>,
+        #[arg(long)] threshold: Option<f64>,
+    }
+    /// Entry counts per namespace and bytes on disk.
+    MemoryStats => "memory_stats" {}
+    /// Create a collection.
+    CollectionCreate => "collection_create" {
+        #[arg(long)] name: String,
+        #[arg(long)] dimension: usize,
+        /// cosine | euclidean | dot.
+        #[arg(long, default_value = "cosine")] metric: String,
+    }
+    /// List collections.
+    CollectionList => "collection_list" {}
+    /// Create a snapshot.
+    SnapshotCreate => "snapshot_create" {
+        /// Default: snap-YYYYMMDD-HHMMSS-mmm.
+        #[arg(long)] name: Option<String>,
+        /// Verify it right after creating it.
+        #[arg(long)] verify: bool,
+    }
+    /// List snapshots.
+    SnapshotList => "snapshot_list" {
+        /// Add each snapshot's exclusive bytes (its delta).
+        #[arg(long)] with_size: bool,
+    }
+    /// Replace the live store with a snapshot (keeps an undo snapshot).
+    SnapshotRestore => "snapshot_restore" {
+        #[arg(long)] name: String,
+    }
+    /// Delete a snapshot (needs --confirm).
+    SnapshotDelete => "snapshot_delete" {
+        #[arg(long)] name: String,
+        /// Required: deleting is not undoable.
+        #[arg(long)] confirm: bool,
+    }
+    /// Re-check checksums and read all of a snapshot (default: newest).
+    SnapshotVerify => "snapshot_verify" {
+        #[arg(long)] name: Option<String>,
+    }
+    /// Apply a retention policy (restic's keep-* rules).
+    SnapshotPrune => "snapshot_prune", rename_all = "kebab-case" {
+        /// Print the plan; delete nothing.
+        #[arg(long)] dry_run: bool,
+        #[arg(long)] keep_last: Option<u32>,
+        #[arg(long)] keep_hourly: Option<u32>,
+        #[arg(long)] keep_daily: Option<u32>,
+        #[arg(long)] keep_weekly: Option<u32>,
+        #[arg(long)] keep_monthly: Option<u32>,
+        /// e.g. 36h, 7d, 2w.
+        #[arg(long)] keep_within: Option<String>,
+    }
+    /// Flush memtables and fsync the WAL.
+    WalCheckpoint => "wal_checkpoint" {
+        #[arg(long)] force: bool,
+    }
+    /// Jobs with last run, next run and last result.
+    ScheduleList => "schedule_list" {}
+}
+
+/// `stats [--detailed]`: `storage_stats`, rendered with more or less detail.
+#[derive(Debug, Args)]
+pub struct Stats {
+    /// Include column families and actor states.
+    #[arg(long)]
+    pub detailed: bool,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a data directory with an example configuration file.
@@ -102,53 +286,13 @@ pub enum Command {
         #[arg(long)]
         connect: Option<String>,
     },
-    /// Write a key/value pair.
-    Write {
-        #[arg(long)]
-        key: String,
-        #[arg(long)]
-        value: String,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// Read a key.
-    Read {
-        #[arg(long)]
-        key: String,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// Delete a key.
-    Delete {
-        #[arg(long)]
-        key: String,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// List keys with a prefix.
-    Scan {
-        #[arg(long, default_value = "")]
-        prefix: String,
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-        #[arg(long)]
-        cursor: Option<String>,
-        #[command(flatten)]
-        conn: Conn,
-    },
+    Write(Write),
+    Read(Read),
+    Delete(Delete),
+    Scan(Scan),
     /// Store statistics.
-    Stats {
-        /// Include column families and actor states.
-        #[arg(long)]
-        detailed: bool,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// Daemon health.
-    Health {
-        #[command(flatten)]
-        conn: Conn,
-    },
+    Stats(Stats),
+    Health(Health),
     /// Swarm memory (claude-flow compatible).
     #[command(subcommand)]
     Memory(MemoryCmd),
@@ -164,383 +308,103 @@ pub enum Command {
     /// Cron jobs.
     #[command(subcommand)]
     Schedule(ScheduleCmd),
-    /// Measure ingest, durable writes and reads (see README).
+    /// Measure ingest, durable writes, reads and snapshots (see README).
     Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum MemoryCmd {
-    /// Store a value (v3 memory_store).
-    Store {
-        #[arg(long)]
-        key: String,
-        #[arg(long)]
-        value: String,
-        #[arg(long)]
-        namespace: Option<String>,
-        /// Time to live, seconds.
-        #[arg(long)]
-        ttl: Option<f64>,
-        /// Comma-separated tags.
-        #[arg(long, value_delimiter = ',')]
-        tags: Vec<String>,
-        /// Overwrite an existing key.
-        #[arg(long)]
-        upsert: bool,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// Read one entry.
-    Retrieve {
-        #[arg(long)]
-        key: String,
-        #[arg(long)]
-        namespace: Option<String>,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// List entries, newest first.
-    List {
-        #[arg(long)]
-        namespace: Option<String>,
-        #[arg(long)]
-        limit: Option<u32>,
-        #[arg(long, value_delimiter = ',')]
-        tags: Vec<String>,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// Delete one entry.
-    Delete {
-        #[arg(long)]
-        key: String,
-        #[arg(long)]
-        namespace: Option<String>,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// Relevance search (BM25).
-    Search {
-        #[arg(long)]
-        query: String,
-        #[arg(long)]
-        namespace: Option<String>,
-        #[arg(long)]
-        limit: Option<u32>,
-        #[arg(long)]
-        threshold: Option<f64>,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// Entry counts per namespace and bytes on disk.
-    Stats {
-        #[command(flatten)]
-        conn: Conn,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SnapshotCmd {
-    /// Create a snapshot.
-    Create {
-        /// Default: snap-YYYYMMDD-HHMMSS-mmm.
-        #[arg(long)]
-        name: Option<String>,
-        /// Verify it right after creating it.
-        #[arg(long)]
-        verify: bool,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// List snapshots.
-    List {
-        /// Add each snapshot's exclusive bytes (its delta).
-        #[arg(long)]
-        with_size: bool,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// Replace the live store with a snapshot (keeps an undo snapshot).
-    Restore {
-        #[arg(long)]
-        name: String,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// Delete a snapshot.
-    Delete {
-        #[arg(long)]
-        name: String,
-        /// Required: deleting is not undoable.
-        #[arg(long)]
-        confirm: bool,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// Re-check checksums and read all of a snapshot (default: newest).
-    Verify {
-        #[arg(long)]
-        name: Option<String>,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// Apply a retention policy (restic's keep-* rules).
-    Prune {
-        /// Print the plan; delete nothing.
-        #[arg(long)]
-        dry_run: bool,
-        #[arg(long)]
-        keep_last: Option<u32>,
-        #[arg(long)]
-        keep_hourly: Option<u32>,
-        #[arg(long)]
-        keep_daily: Option<u32>,
-        #[arg(long)]
-        keep_weekly: Option<u32>,
-        #[arg(long)]
-        keep_monthly: Option<u32>,
-        /// e.g. 36h, 7d, 2w.
-        #[arg(long)]
-        keep_within: Option<String>,
-        #[command(flatten)]
-        conn: Conn,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum WalCmd {
-    /// Flush memtables and fsync the WAL.
-    Checkpoint {
-        #[arg(long)]
-        force: bool,
-        #[command(flatten)]
-        conn: Conn,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ScheduleCmd {
-    /// Jobs with last run, next run and last result.
-    List {
-        #[command(flatten)]
-        conn: Conn,
-    },
+    Store(MemoryStore),
+    Retrieve(MemoryRetrieve),
+    List(MemoryList),
+    Delete(MemoryDelete),
+    Search(MemorySearch),
+    Stats(MemoryStats),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum CollectionCmd {
-    /// Create a collection.
-    Create {
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        dimension: usize,
-        #[arg(long, default_value = "cosine")]
-        metric: String,
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// List collections.
-    List {
-        #[command(flatten)]
-        conn: Conn,
-    },
+    Create(CollectionCreate),
+    List(CollectionList),
 }
 
-/// Named params object, leaving out `None`s and empty lists.
-fn params(pairs: Vec<(&str, Value)>) -> Value {
-    let mut m = Map::new();
-    for (k, v) in pairs {
-        let empty = v.is_null() || v.as_array().is_some_and(|a| a.is_empty());
-        if !empty {
-            m.insert(k.to_string(), v);
-        }
-    }
-    Value::Object(m)
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCmd {
+    Create(SnapshotCreate),
+    List(SnapshotList),
+    Restore(SnapshotRestore),
+    Delete(SnapshotDelete),
+    Verify(SnapshotVerify),
+    Prune(SnapshotPrune),
 }
 
-async fn call(conn: &Conn, method: &str, p: Value) -> Result<Value> {
+#[derive(Debug, Subcommand)]
+pub enum WalCmd {
+    Checkpoint(WalCheckpoint),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCmd {
+    List(ScheduleList),
+}
+
+async fn call(conn: &Conn, method: &str, params: Value) -> Result<Value> {
     let client = Client::connect(&conn.target()).await?;
-    client.call(method, p).await.map_err(|e| e.into_error())
+    client
+        .call(method, params)
+        .await
+        .map_err(|e| e.into_error())
+}
+
+/// Make the call a command stands for and render its result.
+async fn send<C: ClientCommand>(cmd: &C) -> Result<String> {
+    let params = serde_json::to_value(cmd).map_err(|e| Error::internal(e.to_string()))?;
+    let v = call(cmd.conn(), C::METHOD, params).await?;
+    let text = output::render(cmd.conn(), C::METHOD, &v, false);
+    if C::METHOD == "snapshot_verify" && v["ok"] == false {
+        return Err(Error::corruption(text));
+    }
+    Ok(text)
 }
 
 /// Run a client command; returns the text to print.
 pub async fn run_client(command: Command) -> Result<String> {
-    let (conn, method, p) = match command {
-        Command::Write { key, value, conn } => {
-            (conn, "storage_write", json!({"key": key, "value": value}))
+    match command {
+        Command::Write(c) => send(&c).await,
+        Command::Read(c) => send(&c).await,
+        Command::Delete(c) => send(&c).await,
+        Command::Scan(c) => send(&c).await,
+        Command::Health(c) => send(&c).await,
+        Command::Stats(s) => {
+            let v = call(&s.conn, "storage_stats", Value::Object(Default::default())).await?;
+            Ok(output::render(&s.conn, "storage_stats", &v, s.detailed))
         }
-        Command::Read { key, conn } => (conn, "storage_read", json!({"key": key})),
-        Command::Delete { key, conn } => (conn, "storage_delete", json!({"key": key})),
-        Command::Scan {
-            prefix,
-            limit,
-            cursor,
-            conn,
-        } => (
-            conn,
-            "storage_scan",
-            params(vec![
-                ("prefix", json!(prefix)),
-                ("limit", json!(limit)),
-                ("cursor", json!(cursor)),
-            ]),
-        ),
-        Command::Stats { detailed, conn } => {
-            let v = call(&conn, "storage_stats", json!({})).await?;
-            return Ok(output::render(&conn, "storage_stats", &v, detailed));
-        }
-        Command::Health { conn } => (conn, "system_health", json!({})),
         Command::Memory(m) => match m {
-            MemoryCmd::Store {
-                key,
-                value,
-                namespace,
-                ttl,
-                tags,
-                upsert,
-                conn,
-            } => (
-                conn,
-                "memory_store",
-                params(vec![
-                    ("key", json!(key)),
-                    ("value", json!(value)),
-                    ("namespace", json!(namespace)),
-                    ("ttl", json!(ttl)),
-                    ("tags", json!(tags)),
-                    ("upsert", json!(upsert)),
-                ]),
-            ),
-            MemoryCmd::Retrieve {
-                key,
-                namespace,
-                conn,
-            } => (
-                conn,
-                "memory_retrieve",
-                params(vec![("key", json!(key)), ("namespace", json!(namespace))]),
-            ),
-            MemoryCmd::List {
-                namespace,
-                limit,
-                tags,
-                conn,
-            } => (
-                conn,
-                "memory_list",
-                params(vec![
-                    ("namespace", json!(namespace)),
-                    ("limit", json!(limit)),
-                    ("tags", json!(tags)),
-                ]),
-            ),
-            MemoryCmd::Delete {
-                key,
-                namespace,
-                conn,
-            } => (
-                conn,
-                "memory_delete",
-                params(vec![("key", json!(key)), ("namespace", json!(namespace))]),
-            ),
-            MemoryCmd::Search {
-                query,
-                namespace,
-                limit,
-                threshold,
-                conn,
-            } => (
-                conn,
-                "memory_search",
-                params(vec![
-                    ("query", json!(query)),
-                    ("namespace", json!(namespace)),
-                    ("limit", json!(limit)),
-                    ("threshold", json!(threshold)),
-                ]),
-            ),
-            MemoryCmd::Stats { conn } => (conn, "memory_stats", json!({})),
+            MemoryCmd::Store(c) => send(&c).await,
+            MemoryCmd::Retrieve(c) => send(&c).await,
+            MemoryCmd::List(c) => send(&c).await,
+            MemoryCmd::Delete(c) => send(&c).await,
+            MemoryCmd::Search(c) => send(&c).await,
+            MemoryCmd::Stats(c) => send(&c).await,
         },
-        Command::Collection(c) => match c {
-            CollectionCmd::Create {
-                name,
-                dimension,
-                metric,
-                conn,
-            } => (
-                conn,
-                "collection_create",
-                json!({"name": name, "dimension": dimension, "metric": metric}),
-            ),
-            CollectionCmd::List { conn } => (conn, "collection_list", json!({})),
+        Command::Collection(CollectionCmd::Create(c)) => send(&c).await,
+        Command::Collection(CollectionCmd::List(c)) => send(&c).await,
+        Command::Snapshot(s) => match s {
+            SnapshotCmd::Create(c) => send(&c).await,
+            SnapshotCmd::List(c) => send(&c).await,
+            SnapshotCmd::Restore(c) => send(&c).await,
+            SnapshotCmd::Delete(c) if !c.confirm => Err(Error::invalid(format!(
+                "deleting snapshot {:?} needs --confirm; nothing was deleted",
+                c.name
+            ))),
+            SnapshotCmd::Delete(c) => send(&c).await,
+            SnapshotCmd::Verify(c) => send(&c).await,
+            SnapshotCmd::Prune(c) => send(&c).await,
         },
-        Command::Snapshot(c) => match c {
-            SnapshotCmd::Create { name, verify, conn } => (
-                conn,
-                "snapshot_create",
-                params(vec![("name", json!(name)), ("verify", json!(verify))]),
-            ),
-            SnapshotCmd::List { with_size, conn } => {
-                (conn, "snapshot_list", json!({"with_size": with_size}))
-            }
-            SnapshotCmd::Restore { name, conn } => {
-                (conn, "snapshot_restore", json!({"name": name}))
-            }
-            SnapshotCmd::Delete {
-                name,
-                confirm,
-                conn,
-            } => {
-                if !confirm {
-                    return Err(Error::invalid(format!(
-                        "deleting snapshot {name:?} needs --confirm; nothing was deleted"
-                    )));
-                }
-                (
-                    conn,
-                    "snapshot_delete",
-                    json!({"name": name, "confirm": true}),
-                )
-            }
-            SnapshotCmd::Verify { name, conn } => {
-                (conn, "snapshot_verify", params(vec![("name", json!(name))]))
-            }
-            SnapshotCmd::Prune {
-                dry_run,
-                keep_last,
-                keep_hourly,
-                keep_daily,
-                keep_weekly,
-                keep_monthly,
-                keep_within,
-                conn,
-            } => (
-                conn,
-                "snapshot_prune",
-                params(vec![
-                    ("dry-run", json!(dry_run)),
-                    ("keep-last", json!(keep_last)),
-                    ("keep-hourly", json!(keep_hourly)),
-                    ("keep-daily", json!(keep_daily)),
-                    ("keep-weekly", json!(keep_weekly)),
-                    ("keep-monthly", json!(keep_monthly)),
-                    ("keep-within", json!(keep_within)),
-                ]),
-            ),
-        },
-        Command::Wal(WalCmd::Checkpoint { force, conn }) => {
-            (conn, "wal_checkpoint", json!({"force": force}))
-        }
-        Command::Schedule(ScheduleCmd::List { conn }) => (conn, "schedule_list", json!({})),
-        other => return Err(Error::internal(format!("not a client command: {other:?}"))),
-    };
-    let v = call(&conn, method, p).await?;
-    let text = output::render(&conn, method, &v, false);
-    if method == "snapshot_verify" && v["ok"] == false {
-        return Err(Error::corruption(text));
+        Command::Wal(WalCmd::Checkpoint(c)) => send(&c).await,
+        Command::Schedule(ScheduleCmd::List(c)) => send(&c).await,
+        other => Err(Error::internal(format!("not a client command: {other:?}"))),
     }
-    Ok(text)
 }
 
 /// `init`: create the data dir and an example config; never opens the store.
@@ -572,3 +436,51 @@ pub fn init(path: &std::path::Path, engine: &str) -> Result<String> {
 
 /// Timeout for an MCP process waiting for the daemon it started.
 pub const MCP_DAEMON_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params_of(args: &[&str]) -> Value {
+        let cli =
+            Cli::try_parse_from(std::iter::once("ruvector-storage").chain(args.iter().copied()))
+                .unwrap();
+        let v = match cli.command {
+            Command::Memory(MemoryCmd::Store(c)) => serde_json::to_value(&c),
+            Command::Snapshot(SnapshotCmd::Prune(c)) => serde_json::to_value(&c),
+            Command::Scan(c) => serde_json::to_value(&c),
+            other => panic!("unexpected {other:?}"),
+        };
+        v.unwrap()
+    }
+
+    #[test]
+    fn flags_become_the_methods_params() {
+        assert_eq!(
+            params_of(&["memory", "store", "--key", "k", "--value", "v", "--tags", "a,b"]),
+            serde_json::json!({"key": "k", "value": "v", "tags": ["a", "b"]})
+        );
+        assert_eq!(
+            params_of(&["snapshot", "prune", "--keep-last", "3", "--dry-run"]),
+            serde_json::json!({"dry-run": true, "keep-last": 3})
+        );
+        assert_eq!(
+            params_of(&["scan", "--prefix", "p"]),
+            serde_json::json!({"prefix": "p", "limit": 100})
+        );
+        // Every params object parses as the daemon's params type.
+        for (m, args) in [
+            (
+                "memory_store",
+                &["memory", "store", "--key", "k", "--value", "v", "--upsert"][..],
+            ),
+            (
+                "snapshot_prune",
+                &["snapshot", "prune", "--keep-within", "7d"][..],
+            ),
+        ] {
+            let p = params_of(args).to_string();
+            crate::ops::Op::parse(m, Some(&p)).unwrap();
+        }
+    }
+}
