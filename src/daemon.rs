@@ -48,6 +48,31 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Hold an exclusive `flock` on `<data>/daemon.lock` for the daemon's life.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
+    use std::os::unix::io::AsRawFd;
+    let path = dir.join("daemon.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("cannot open {}: {e}", path.display())))?;
+    // SAFETY: flock on a descriptor we own; no memory is shared.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let owner = read_daemon_info(dir)
+            .ok()
+            .flatten()
+            .map(|i| format!(" (pid {} at {})", i.pid, i.url))
+            .unwrap_or_default();
+        return Err(Error::unavailable(format!(
+            "the data dir {} is locked by another process: another ruvector-storage daemon owns it{owner}",
+            dir.display()
+        )));
+    }
+    Ok(file)
+}
+
 /// Run the daemon until `shutdown` resolves. Must be called inside an actix
 /// `System` (see `main.rs`).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
@@ -58,6 +83,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             config.data_dir.display()
         ))
     })?;
+    // One daemon per data dir, decided before anything in it is touched.
+    let _lock = lock_data_dir(&config.data_dir)?;
     let board = Arc::new(StatusBoard::new());
     // Jobs are validated before anything opens: a bad file fails the start.
     let source = match &config.schedule_file {
@@ -154,12 +181,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     state.stop_accepting();
     sighup.abort();
     let _ = server.stop();
-    let left = persistence.barrier(deadline).await?;
-    if left > 0 {
-        tracing::warn!(
-            in_flight = left,
-            "shutdown deadline passed with requests still running"
-        );
+    // Close the gate (requests that slipped past `accepting` are refused),
+    // let running ones finish, then flush.
+    if let Err(e) = persistence.quiesce(deadline).await {
+        tracing::warn!(error = %e, "shutdown deadline passed with requests still running");
+    }
+    match persistence.barrier(Duration::from_millis(10)).await {
+        Ok(0) => {}
+        Ok(left) => tracing::warn!(in_flight = left, "flushed with requests still running"),
+        Err(e) => {
+            tracing::error!(error = %e, "final flush failed; the WAL still holds every acknowledged write")
+        }
     }
     board.set_state("rpc", "stopped");
     drop(status);

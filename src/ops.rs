@@ -170,6 +170,10 @@ pub struct SnapshotDeleteParams {
 pub struct SnapshotPruneParams {
     #[serde(default, alias = "dry_run")]
     pub dry_run: bool,
+    /// Only consider snapshots of this kind (manual, scheduled, undo);
+    /// others are left out of the plan. Default: all.
+    #[serde(default)]
+    pub kind: Option<crate::snapshot::Kind>,
     #[serde(flatten)]
     pub policy: crate::snapshot::retention::Policy,
 }

@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 use crate::clock::iso_ms;
 use crate::error::{Error, Result};
 use crate::snapshot::retention::Policy;
+use crate::snapshot::Kind;
 
 /// The schedule shipped with the project (`schedules/default.toml`), used
 /// when no `schedule-file` is configured.
@@ -35,7 +36,7 @@ pub const DEFAULT_SCHEDULE: &str = include_str!("../schedules/default.toml");
 pub enum Action {
     SnapshotCreate { prefix: String, verify: bool },
     SnapshotVerify { name: Option<String> },
-    SnapshotPrune(Policy),
+    SnapshotPrune { policy: Policy, kind: Option<Kind> },
     WalCheckpoint,
 }
 
@@ -44,7 +45,7 @@ impl Action {
         match self {
             Action::SnapshotCreate { .. } => "snapshot.create",
             Action::SnapshotVerify { .. } => "snapshot.verify",
-            Action::SnapshotPrune(_) => "snapshot.prune",
+            Action::SnapshotPrune { .. } => "snapshot.prune",
             Action::WalCheckpoint => "wal.checkpoint",
         }
     }
@@ -134,6 +135,9 @@ pub fn parse(label: &str, text: &str) -> Result<Vec<JobSpec>> {
             "snapshot.create" => {
                 let a: CreateArgs = args.try_into().map_err(|e| fail(format!("args: {e}")))?;
                 crate::snapshot::check_name(&a.prefix).map_err(|e| fail(format!("args.prefix: {e}")))?;
+                if a.prefix.len() > 100 {
+                    return Err(fail("args.prefix: at most 100 bytes (a timestamp is appended)".into()));
+                }
                 Action::SnapshotCreate { prefix: a.prefix, verify: a.verify }
             }
             "snapshot.verify" => {
@@ -141,9 +145,16 @@ pub fn parse(label: &str, text: &str) -> Result<Vec<JobSpec>> {
                 Action::SnapshotVerify { name: a.name }
             }
             "snapshot.prune" => {
-                let p: Policy = args.try_into().map_err(|e| fail(format!("args: {e}")))?;
+                let mut table = job.args.clone();
+                let kind = match table.remove("kind") {
+                    None => None,
+                    Some(k) => Some(k.try_into::<Kind>().map_err(|e| fail(format!("args.kind: {e}")))?),
+                };
+                let p: Policy = toml::Value::Table(table)
+                    .try_into()
+                    .map_err(|e| fail(format!("args: {e}")))?;
                 p.validate().map_err(|e| fail(e.message))?;
-                Action::SnapshotPrune(p)
+                Action::SnapshotPrune { policy: p, kind }
             }
             "wal.checkpoint" => Action::WalCheckpoint,
             other => {
@@ -259,16 +270,11 @@ impl Scheduler {
         out
     }
 
-    /// Record the end of a run started by [`due`](Self::due).
-    pub fn finish(
-        &mut self,
-        index: usize,
-        name: &str,
-        result: std::result::Result<String, String>,
-        now_ms: i64,
-    ) {
-        let Some(job) = self.jobs.get_mut(index).filter(|j| j.spec.name == name) else {
-            return; // reloaded meanwhile
+    /// Record the end of a run started by [`due`](Self::due). Looked up
+    /// by name: a reload may have reordered or removed the job meanwhile.
+    pub fn finish(&mut self, name: &str, result: std::result::Result<String, String>, now_ms: i64) {
+        let Some(job) = self.jobs.iter_mut().find(|j| j.spec.name == name) else {
+            return;
         };
         let started = job.running_since.take().unwrap_or(now_ms);
         let (ok, message) = match result {
@@ -319,7 +325,7 @@ mod tests {
             for i in s.due(t) {
                 let name = s.jobs[i].spec.name.clone();
                 fired.push((name.clone(), t));
-                s.finish(i, &name, Ok("done".into()), t);
+                s.finish(&name, Ok("done".into()), t);
             }
         }
         fired
@@ -378,7 +384,7 @@ args = { keep-daily = 7 }
         assert_eq!(t2, t1 + MIN);
         assert!(s.due(t2).is_empty(), "still running: skipped");
         assert_eq!(s.jobs[0].skipped, 1);
-        s.finish(0, "j", Err("disk full".into()), t2 + 10);
+        s.finish("j", Err("disk full".into()), t2 + 10);
         let t3 = s.next_wakeup().unwrap();
         assert_eq!(s.due(t3), vec![0]);
         assert_eq!(s.list()["jobs"][0]["last_result"]["message"], "disk full");
@@ -409,9 +415,20 @@ args = { keep-daily = 7 }
         let mut s = sched(text);
         let t = s.next_wakeup().unwrap();
         s.due(t);
-        s.finish(0, "j", Ok("ok".into()), t);
+        s.finish("j", Ok("ok".into()), t);
         s.reload(parse("test.toml", text).unwrap(), t + 1);
         assert_eq!(s.jobs[0].runs, 1);
         assert_eq!(s.jobs[0].next_run_ms, Some(t + H));
+        // A run that ends after a reload that reordered the jobs is still recorded.
+        let two = "[[job]]\nname = \"new\"\ncron = \"0 * * * *\"\naction = \"wal.checkpoint\"\n[[job]]\nname = \"j\"\ncron = \"0 * * * *\"\naction = \"wal.checkpoint\"\n";
+        let t2 = s.next_wakeup().unwrap();
+        assert_eq!(s.due(t2), vec![0]);
+        s.reload(parse("test.toml", two).unwrap(), t2 + 1);
+        s.finish("j", Ok("after reload".into()), t2 + 2);
+        assert_eq!(s.jobs[1].running_since, None, "not stuck as running");
+        assert_eq!(
+            s.list()["jobs"][1]["last_result"]["message"],
+            "after reload"
+        );
     }
 }

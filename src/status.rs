@@ -113,11 +113,16 @@ impl StatusBoard {
         let last_error = actors
             .iter()
             .filter_map(|(name, a)| {
-                a.last_error
-                    .as_ref()
-                    .map(|e| json!({"actor": name, "error": e, "at": a.last_error_at}))
+                a.last_error.as_ref().map(|e| {
+                    (
+                        a.last_error_at.clone(),
+                        json!({"actor": name, "error": e, "at": a.last_error_at}),
+                    )
+                })
             })
-            .next_back();
+            // ISO-8601 timestamps sort chronologically: the most recent error.
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, v)| v);
         json!({"status": self.overall(), "pid": std::process::id(),
             "version": env!("CARGO_PKG_VERSION"), "uptime_secs": self.uptime_secs(),
             "actors": actors, "last_error": last_error,

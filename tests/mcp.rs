@@ -158,34 +158,39 @@ async fn mcp_tools_list_matches_interop_and_memory_tools_work() {
     let (e, r) = call(
         &m,
         "memory_usage",
-        json!({"action": "store", "key": "swarm/storage/vector_storage",
-        "namespace": "ruvector/storage", "value": record}),
+        json!({"action": "store", "key": "swarm/vector/status",
+        "namespace": "coordination", "value": record}),
     )
     .await;
     assert!(
-        !e && r["stored"] == true && r["namespace"] == "ruvector/storage",
+        !e && r["stored"] == true && r["namespace"] == "coordination",
         "{r}"
     );
-    let (_, r) = call(&m, "memory_usage", json!({"action": "retrieve", "key": "swarm/storage/vector_storage", "namespace": "ruvector/storage"})).await;
+    let (_, r) = call(
+        &m,
+        "memory_usage",
+        json!({"action": "retrieve", "key": "swarm/vector/status", "namespace": "coordination"}),
+    )
+    .await;
     assert_eq!(r["value"]["storage_format"], "quantized_int8");
     let (_, r) = call(
         &m,
         "memory_usage",
-        json!({"action": "search", "value": "vector_storage", "namespace": "ruvector/storage"}),
+        json!({"action": "search", "value": "vector/status", "namespace": "coordination"}),
     )
     .await;
     assert_eq!(r["count"], 1);
     let (_, r) = call(
         &m,
         "memory_usage",
-        json!({"action": "list", "namespace": "ruvector/storage"}),
+        json!({"action": "list", "namespace": "coordination"}),
     )
     .await;
     assert!(r["entries"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|e| e["key"] == "swarm/storage/vector_storage"));
+        .any(|e| e["key"] == "swarm/vector/status"));
     let (e, r) = call(&m, "memory_usage", json!({"action": "explode"})).await;
     assert!(
         e && r["success"] == false && r["error"] == "Unknown memory action: explode",

@@ -401,3 +401,31 @@ async fn schedules_list_reload_and_status_records() {
     let w = ok(&c, "wal_checkpoint", json!({"force": true})).await;
     assert_eq!(w["wal_synced"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_restores_are_serialised() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start(dir.path());
+    let c = d.client();
+    write_keys(&c, "a", 100, "A").await;
+    ok(&c, "snapshot_create", json!({"name": "s1"})).await;
+    let s1 = dump(&c).await;
+    write_keys(&c, "b", 100, "B").await;
+    ok(&c, "snapshot_create", json!({"name": "s2"})).await;
+    let s2 = dump(&c).await;
+    let (r1, r2) = tokio::join!(
+        c.call("snapshot_restore", json!({"name": "s1"})),
+        c.call("snapshot_restore", json!({"name": "s2"}))
+    );
+    assert!(r1.is_ok() && r2.is_ok(), "{r1:?} {r2:?}");
+    let state = dump(&c).await;
+    assert!(
+        state == s1 || state == s2,
+        "the store is exactly one of the snapshots"
+    );
+    let list = ok(&c, "snapshot_list", json!({})).await;
+    assert_eq!(
+        list["count"], 4,
+        "two snapshots and two undo snapshots: {list}"
+    );
+}

@@ -186,6 +186,7 @@ impl PersistenceHandle {
 
     /// Wait (up to `timeout`) until no operation is in flight, then flush.
     /// Returns how many operations were still running at the deadline.
+    /// (Shutdown calls [`quiesce`](Self::quiesce) first, so none can start.)
     pub async fn barrier(&self, timeout: Duration) -> Result<usize> {
         let deadline = Instant::now() + timeout;
         while self.inflight() > 0 && Instant::now() < deadline {

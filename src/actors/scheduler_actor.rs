@@ -102,8 +102,9 @@ impl SchedulerActor {
                 Action::SnapshotVerify { name } => {
                     Op::SnapshotVerify(SnapshotVerifyParams { name: name.clone() })
                 }
-                Action::SnapshotPrune(policy) => Op::SnapshotPrune(SnapshotPruneParams {
+                Action::SnapshotPrune { policy, kind } => Op::SnapshotPrune(SnapshotPruneParams {
                     dry_run: false,
+                    kind: *kind,
                     policy: policy.clone(),
                 }),
                 Action::WalCheckpoint => Op::WalCheckpoint(WalCheckpointParams { force: false }),
@@ -130,7 +131,7 @@ impl SchedulerActor {
                         Err(e.message)
                     }
                 };
-                act.sched.finish(i, &name, res, now);
+                act.sched.finish(&name, res, now);
             }));
         }
         self.arm(ctx);

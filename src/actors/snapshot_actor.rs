@@ -32,6 +32,9 @@ struct Ctx {
     board: Arc<StatusBoard>,
     persistence: PersistenceHandle,
     clock: Arc<dyn Clock>,
+    /// Serialises the operations that change snapshots or the store
+    /// (create, delete, prune, restore); list and verify run alongside.
+    changes: Arc<tokio::sync::Mutex<()>>,
 }
 
 pub struct SnapshotActor {
@@ -54,6 +57,7 @@ impl SnapshotActor {
                 board,
                 persistence,
                 clock: Arc::new(SystemClock),
+                changes: Arc::default(),
             },
         }
     }
@@ -70,11 +74,15 @@ impl Actor for SnapshotActor {
         ctx.spawn(
             async move {
                 let c2 = c.clone();
-                let _ = blocking(move || {
+                let warmed = blocking(move || {
                     let engine = c2.slot.get()?;
                     c2.store.warm_cache(&engine)
                 })
                 .await;
+                match warmed {
+                    Ok(n) => tracing::debug!(files = n, "SST checksums pre-computed"),
+                    Err(e) => tracing::warn!(error = %e, "pre-computing SST checksums failed; the next snapshot reads them"),
+                }
                 publish_summary(&c, None).await;
             }
             .into_actor(self),
@@ -116,6 +124,11 @@ async fn publish_summary(c: &Ctx, last: Option<Value>) {
 async fn run(c: Ctx, op: Op) -> Result<Value> {
     let method = op.method();
     let started = Instant::now();
+    let changes = c.changes.clone();
+    let _exclusive = match op {
+        Op::SnapshotList(_) | Op::SnapshotVerify(_) => None,
+        _ => Some(changes.lock().await),
+    };
     let result = match op {
         Op::SnapshotCreate(p) => {
             let c2 = c.clone();
@@ -181,7 +194,7 @@ async fn run(c: Ctx, op: Op) -> Result<Value> {
         }
         Op::SnapshotPrune(p) => {
             let store = c.store.clone();
-            blocking(move || prune(&store, &p.policy, p.dry_run)).await
+            blocking(move || prune(&store, &p.policy, p.kind, p.dry_run)).await
         }
         Op::SnapshotRestore(p) => restore_snapshot(&c, &p.name).await,
         other => Err(Error::internal(format!(
@@ -202,7 +215,12 @@ async fn run(c: Ctx, op: Op) -> Result<Value> {
     result
 }
 
-fn prune(store: &SnapshotStore, policy: &retention::Policy, dry_run: bool) -> Result<Value> {
+fn prune(
+    store: &SnapshotStore,
+    policy: &retention::Policy,
+    kind: Option<Kind>,
+    dry_run: bool,
+) -> Result<Value> {
     let _g = if dry_run {
         None
     } else {
@@ -211,6 +229,7 @@ fn prune(store: &SnapshotStore, policy: &retention::Policy, dry_run: bool) -> Re
     let candidates: Vec<retention::Candidate> = store
         .manifests()?
         .into_iter()
+        .filter(|m| kind.is_none_or(|k| k == m.kind))
         .map(|m| retention::Candidate {
             verified: store.verify_record(&m.name).map(|v| v.ok).unwrap_or(false),
             created_at_ms: m.created_at_ms,
@@ -225,7 +244,7 @@ fn prune(store: &SnapshotStore, policy: &retention::Policy, dry_run: bool) -> Re
             deleted.push(d.name.clone());
         }
     }
-    Ok(json!({"dry_run": dry_run, "plan": plan,
+    Ok(json!({"dry_run": dry_run, "kind": kind, "plan": plan,
         "keep": plan.iter().filter(|d| d.keep).count(),
         "delete": plan.iter().filter(|d| !d.keep).count(),
         "deleted": deleted}))
@@ -259,45 +278,65 @@ async fn restore_snapshot(c: &Ctx, name: &str) -> Result<Value> {
         "duration_ms": started.elapsed().as_secs_f64() * 1000.0}))
 }
 
+/// Runs under the actor's `changes` lock with the persistence actor quiesced.
 fn swap_in(c: &Ctx, name: &str) -> Result<String> {
-    let _g = c.store.mutate.lock().unwrap_or_else(|p| p.into_inner());
     let m = c.store.manifest(name)?;
     let now = c.clock.now_ms();
     let undo = snapshot::default_name("undo", now);
     let engine = c.slot.get()?;
     engine.flush()?;
-    drop(_g);
     c.store.create(&engine, &undo, Kind::Undo, now)?;
-    let _g = c.store.mutate.lock().unwrap_or_else(|p| p.into_inner());
     restore::crash_point("restore:after-undo");
     drop(engine);
     c.slot
         .close(Duration::from_secs(10))
         .map_err(|e| e.context("restore abandoned, nothing changed"))?;
     restore::crash_point("restore:after-close");
+    // From here the store is closed: whatever happens, reopen what is live.
     let files: Vec<String> = m.files.iter().map(|f| f.name.clone()).collect();
     let swapped = restore::prepare(&c.config.data_dir, &c.store.dir(name), &files).and_then(|_| {
         restore::crash_point("restore:after-prepare");
         restore::swap(&c.config.data_dir)
     });
-    if let Err(e) = swapped {
-        // Put the old store back in service before reporting.
-        let _ = restore::recover(&c.config.data_dir);
-        reopen(c)?;
-        return Err(e.context(format!("restoring snapshot {name:?}")));
+    match &swapped {
+        Ok(()) => {
+            restore::crash_point("restore:after-swap");
+            c.store.forget_checksums();
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "restore failed before the swap; reopening the old store")
+        }
     }
-    restore::crash_point("restore:after-swap");
-    restore::discard_replaced(&c.config.data_dir)?;
-    c.store.forget_checksums();
+    // The replaced store (or a half-built new one) is redundant either way.
+    if let Err(e) = restore::discard_replaced(&c.config.data_dir) {
+        tracing::warn!(error = %e, "could not remove db.restore-tmp; it is removed at the next start");
+    }
     reopen(c)?;
+    swapped.map_err(|e| {
+        e.context(format!(
+            "restoring snapshot {name:?}; the previous state is live"
+        ))
+    })?;
     restore::crash_point("restore:after-reopen");
     Ok(undo)
 }
 
 fn reopen(c: &Ctx) -> Result<()> {
-    let engine = Engine::open(&c.config, Arc::new(SystemClock))?;
-    c.slot.put(engine);
-    Ok(())
+    match Engine::open(&c.config, Arc::new(SystemClock)) {
+        Ok(engine) => {
+            c.slot.put(engine);
+            Ok(())
+        }
+        Err(e) => {
+            let msg = format!(
+                "the store at {} could not be reopened: {e}; restart the daemon",
+                c.config.data_dir.display()
+            );
+            c.slot.mark_failed(&msg);
+            c.board.set_state("persistence", "failed");
+            Err(Error::internal(msg))
+        }
+    }
 }
 
 impl Handler<SnapshotCmd> for SnapshotActor {

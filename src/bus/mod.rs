@@ -25,6 +25,8 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 const MAX_NAMESPACE_BYTES: usize = 256;
 const MAX_TAGS: usize = 64;
 const LOCK_STRIPES: usize = 64;
+/// Longest TTL accepted: 100 years.
+const MAX_TTL_SECS: f64 = 100.0 * 365.25 * 86_400.0;
 
 /// The stored body of an entry (after the codec byte and expiry).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -200,10 +202,10 @@ impl<'a> MemoryStore<'a> {
         let ttl = match ttl {
             None => None,
             Some(t) if t.is_finite() && t == 0.0 => None,
-            Some(t) if t.is_finite() && t > 0.0 => Some(t),
+            Some(t) if t.is_finite() && t > 0.0 && t <= MAX_TTL_SECS => Some(t),
             Some(t) => {
                 return Err(Error::invalid(format!(
-                    "ttl {t} is not a positive number of seconds"
+                    "ttl {t} is not a number of seconds in 0..={MAX_TTL_SECS} (0 = no expiry)"
                 )))
             }
         };
@@ -235,7 +237,9 @@ impl<'a> MemoryStore<'a> {
             updated_at: now,
             ttl,
         };
-        let expires_at = ttl.map(|t| now + (t * 1000.0).ceil() as i64).unwrap_or(0);
+        let expires_at = ttl
+            .map(|t| now.saturating_add((t * 1000.0).ceil() as i64))
+            .unwrap_or(0);
         let json = serde_json::to_vec(&body).map_err(|e| Error::internal(e.to_string()))?;
         let mut batch = WriteBatch::default();
         batch.put_cf(

@@ -254,6 +254,7 @@ fn bad_memory_input_changes_nothing() {
         json!({"key": "", "value": "v"}),
         json!({"key": "k", "value": "v", "namespace": ""}),
         json!({"key": "k", "value": "v", "ttl": -1}),
+        json!({"key": "k", "value": "v", "ttl": 1e300}),
         json!({"key": "k\u{0}x", "value": "v"}),
     ];
     for args in bad {

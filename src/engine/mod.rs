@@ -19,7 +19,7 @@ pub use kv::ScanPage;
 pub use vectors::{CollectionInfo, Metric, VectorInput, VectorOut};
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -107,6 +107,10 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     counters: Counters,
     opened_at: Instant,
+    /// Serialises schema changes (collection creation).
+    pub(crate) ddl_lock: std::sync::Mutex<()>,
+    /// The `interval` WAL syncer thread and its stop flag.
+    syncer: std::sync::Mutex<Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -166,7 +170,12 @@ fn cf_options(config: &Config, cache: &Cache, cf: Cf) -> Options {
         Compression::None => opts.set_compression_type(DBCompressionType::None),
     }
     match cf {
-        Cf::Memory => opts.set_compaction_filter("ruvector-ttl", ttl_filter),
+        Cf::Memory => {
+            opts.set_compaction_filter("ruvector-ttl", ttl_filter);
+            // Rewrite memory SSTs at least daily so expired entries are
+            // removed even when nothing else triggers a compaction.
+            opts.set_periodic_compaction_seconds(86_400);
+        }
         Cf::Sys => opts.set_merge_operator_associative("ruvector-counter", counter_merge),
         _ => {}
     }
@@ -228,7 +237,7 @@ impl Engine {
         let (db_opts, cfs) = descriptors(config);
         let db = DB::open_cf_descriptors(&db_opts, &path, cfs).map_err(|e| {
             let err = Error::from(e);
-            if err.message.contains("lock") || err.message.contains("LOCK") {
+            if err.message.contains("/LOCK") || err.message.contains("lock hold") {
                 Error::unavailable(format!(
                     "the store at {} is locked by another process (is a daemon already running for this data dir?): {}",
                     path.display(),
@@ -247,11 +256,11 @@ impl Engine {
             clock,
             counters: Counters::default(),
             opened_at: Instant::now(),
+            syncer: Default::default(),
+            ddl_lock: Default::default(),
         });
         engine.check_schema()?;
-        if let SyncPolicy::Interval(every) = engine.sync {
-            spawn_wal_syncer(Arc::downgrade(&engine), every);
-        }
+        engine.start_background();
         Ok(engine)
     }
 
@@ -373,6 +382,27 @@ impl Engine {
         Ok(())
     }
 
+    /// Start our background threads (the `interval` WAL syncer).
+    pub fn start_background(self: &Arc<Self>) {
+        if let SyncPolicy::Interval(every) = self.sync {
+            let stop = Arc::new(AtomicBool::new(false));
+            if let Some(h) = spawn_wal_syncer(Arc::downgrade(self), every, stop.clone()) {
+                *self.syncer.lock().unwrap_or_else(|p| p.into_inner()) = Some((stop, h));
+            }
+        }
+    }
+
+    /// Stop and join background threads of ours that hold the engine, so
+    /// that dropping the last `Arc` really closes RocksDB on this thread.
+    pub fn stop_background(&self) {
+        let syncer = self.syncer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((stop, handle)) = syncer {
+            stop.store(true, Ordering::SeqCst);
+            handle.thread().unpark();
+            let _ = handle.join();
+        }
+    }
+
     /// fsync the WAL only.
     pub fn sync_wal(&self) -> Result<()> {
         self.db.flush_wal(true)?;
@@ -432,19 +462,31 @@ impl Engine {
 /// operation is in flight, takes the engine out (closing RocksDB when the
 /// last clone drops), swaps directories and puts the reopened engine back.
 #[derive(Debug, Default)]
-pub struct EngineSlot(std::sync::RwLock<Option<Arc<Engine>>>);
+pub struct EngineSlot(
+    std::sync::RwLock<Option<Arc<Engine>>>,
+    std::sync::Mutex<Option<String>>,
+);
 
 impl EngineSlot {
     pub fn new(engine: Arc<Engine>) -> Self {
-        EngineSlot(std::sync::RwLock::new(Some(engine)))
+        EngineSlot(std::sync::RwLock::new(Some(engine)), Default::default())
     }
 
     pub fn get(&self) -> Result<Arc<Engine>> {
-        self.0
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| Error::unavailable("the store is being restored; retry in a moment"))
+        if let Some(engine) = self.0.read().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(engine);
+        }
+        match self.1.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            Some(failed) => Err(Error::internal(failed)),
+            None => Err(Error::unavailable(
+                "the store is being restored; retry in a moment",
+            )),
+        }
+    }
+
+    /// The store could not be reopened: every request gets this error.
+    pub fn mark_failed(&self, message: &str) {
+        *self.1.lock().unwrap_or_else(|p| p.into_inner()) = Some(message.to_string());
     }
 
     pub fn take(&self) -> Option<Arc<Engine>> {
@@ -462,9 +504,11 @@ impl EngineSlot {
         let Some(engine) = self.take() else {
             return Ok(());
         };
+        engine.stop_background();
         let deadline = Instant::now() + limit;
         while Arc::strong_count(&engine) > 1 {
             if Instant::now() > deadline {
+                engine.start_background();
                 self.put(engine);
                 return Err(Error::unavailable(format!(
                     "the store is still in use after {limit:?}; it stays open"
@@ -490,13 +534,20 @@ pub fn dir_size(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// `sync = interval:<ms>`: fsync the WAL in the background until the engine
-/// is dropped.
-fn spawn_wal_syncer(engine: Weak<Engine>, every: Duration) {
+/// `sync = interval:<ms>`: fsync the WAL in the background until stopped
+/// (see [`Engine::stop_background`]) or the engine is dropped.
+fn spawn_wal_syncer(
+    engine: Weak<Engine>,
+    every: Duration,
+    stop: Arc<AtomicBool>,
+) -> Option<std::thread::JoinHandle<()>> {
     let spawned = std::thread::Builder::new()
         .name("wal-syncer".into())
         .spawn(move || loop {
-            std::thread::sleep(every);
+            std::thread::park_timeout(every);
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
             let Some(engine) = engine.upgrade() else {
                 return;
             };
@@ -504,8 +555,12 @@ fn spawn_wal_syncer(engine: Weak<Engine>, every: Duration) {
                 tracing::error!(error = %e, "periodic WAL sync failed");
             }
         });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start the WAL sync thread; WAL is synced only at flush");
+    match spawned {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the WAL sync thread; WAL is synced only at flush");
+            None
+        }
     }
 }
 

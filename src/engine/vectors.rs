@@ -165,6 +165,8 @@ impl Engine {
                 "dimension {dimension} is out of range 1..={max} (limits.max-dimension)"
             )));
         }
+        // Check-then-create must not interleave with another create.
+        let _ddl = self.ddl_lock.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(existing) = self.collection_get(name)? {
             if existing.dimension == dimension && existing.metric == metric {
                 return Ok((existing, false));

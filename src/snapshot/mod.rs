@@ -208,8 +208,10 @@ impl SnapshotStore {
         self.root.join(name)
     }
 
-    /// Remove `.tmp-*` / `.deleting-*` directories and any directory without
-    /// a readable manifest.
+    /// Remove `.tmp-*` / `.deleting-*` directories and directories without
+    /// a manifest file (never complete snapshots). A manifest that exists
+    /// but cannot be read or parsed is left alone with a warning: it may be
+    /// from a newer version, or damaged, and deleting it is not ours to do.
     pub fn clean_incomplete(&self) -> Result<Vec<String>> {
         let mut removed = Vec::new();
         for entry in fs::read_dir(&self.root).map_err(io_err(self.root.display()))? {
@@ -218,12 +220,14 @@ impl SnapshotStore {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().into_owned();
-            let incomplete = name.starts_with('.') || read_manifest(&entry.path()).is_err();
-            if incomplete {
-                tracing::warn!(dir = %entry.path().display(), "removing incomplete snapshot");
-                fs::remove_dir_all(entry.path())
-                    .map_err(io_err(format!("removing {}", entry.path().display())))?;
+            let path = entry.path();
+            if name.starts_with('.') || !path.join(MANIFEST).exists() {
+                tracing::warn!(dir = %path.display(), "removing incomplete snapshot");
+                fs::remove_dir_all(&path)
+                    .map_err(io_err(format!("removing {}", path.display())))?;
                 removed.push(name);
+            } else if let Err(e) = read_manifest(&path) {
+                tracing::warn!(dir = %path.display(), error = %e, "snapshot with an unreadable manifest: not listed, not restored, kept");
             }
         }
         if !removed.is_empty() {
@@ -320,14 +324,34 @@ impl SnapshotStore {
         if tmp.exists() {
             fs::remove_dir_all(&tmp).map_err(io_err(tmp.display()))?;
         }
+        let made = self.build(engine, name, kind, now_ms, &tmp);
+        if made.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+            return made;
+        }
+        fs::rename(&tmp, &final_dir).map_err(io_err(format!("publishing snapshot {name}")))?;
+        fsync_dir(&self.root)?;
+        let _ = self.save_cache();
+        made
+    }
+
+    /// Checkpoint, checksums and manifest in `tmp`.
+    fn build(
+        &self,
+        engine: &Engine,
+        name: &str,
+        kind: Kind,
+        now_ms: i64,
+        tmp: &Path,
+    ) -> Result<Manifest> {
         let checkpoint = rocksdb::checkpoint::Checkpoint::new(engine.db())?;
         checkpoint
-            .create_checkpoint(&tmp)
+            .create_checkpoint(tmp)
             .map_err(|e| Error::from(e).context(format!("checkpoint into {}", tmp.display())))?;
         let latest_sequence = engine.db().latest_sequence_number();
         let mut files = Vec::new();
         let mut total = 0;
-        let mut names: Vec<String> = fs::read_dir(&tmp)
+        let mut names: Vec<String> = fs::read_dir(tmp)
             .map_err(io_err(tmp.display()))?
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -362,9 +386,6 @@ impl SnapshotStore {
         let body =
             serde_json::to_vec_pretty(&manifest).map_err(|e| Error::internal(e.to_string()))?;
         write_atomic(&tmp.join(MANIFEST), &body)?;
-        fs::rename(&tmp, &final_dir).map_err(io_err(format!("publishing snapshot {name}")))?;
-        fsync_dir(&self.root)?;
-        let _ = self.save_cache();
         Ok(manifest)
     }
 

@@ -37,9 +37,16 @@ impl Policy {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.is_empty() {
+        let counts = [
+            self.keep_last,
+            self.keep_hourly,
+            self.keep_daily,
+            self.keep_weekly,
+            self.keep_monthly,
+        ];
+        if !counts.iter().any(|c| c.unwrap_or(0) > 0) && self.keep_within.is_none() {
             return Err(Error::invalid(
-                "a retention policy needs at least one of keep-last, keep-hourly, keep-daily, keep-weekly, keep-monthly, keep-within",
+                "a retention policy needs at least one of keep-last, keep-hourly, keep-daily, keep-weekly, keep-monthly (> 0) or keep-within; refusing a policy that would delete everything",
             ));
         }
         if let Some(w) = &self.keep_within {
@@ -305,6 +312,15 @@ mod tests {
     #[test]
     fn bad_policies_are_refused() {
         assert!(plan(&Policy::default(), &[]).is_err());
+        assert!(plan(
+            &Policy {
+                keep_last: Some(0),
+                keep_daily: Some(0),
+                ..Default::default()
+            },
+            &[]
+        )
+        .is_err());
         for bad in ["", "7", "3x", "d", "-1d", "0s"] {
             let p = Policy {
                 keep_within: Some(bad.into()),

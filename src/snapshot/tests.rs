@@ -126,7 +126,10 @@ fn incomplete_snapshots_are_never_listed_and_are_cleaned() {
     let store = SnapshotStore::open(d.path()).unwrap();
     assert!(!root.join(".tmp-half").exists());
     assert!(!root.join("no-manifest").exists());
-    assert!(!root.join("bad-manifest").exists());
+    assert!(
+        root.join("bad-manifest").exists(),
+        "an unreadable manifest is kept, not deleted"
+    );
     assert!(root.join("good").exists());
     assert_eq!(store.list(false).unwrap().len(), 1);
 }
