@@ -13,9 +13,11 @@
 //! | [`codec`]   | the codec byte every stored value starts with, and the encodings     |
 //! | [`engine`]  | RocksDB: column families, durability policy, kv and vector ops       |
 //! | [`bus`]     | the swarm memory bus: namespaces, TTL, claude-flow v2/v3 tools, BM25 |
-//! | [`ops`]     | the table of operations (method name ↔ params ↔ execution)           |
+//! | [`snapshot`] | checkpoints + manifests, verify, retention plans, crash-safe restore |
+//! | [`schedule`] | cron jobs: parsing `schedules/*.toml`, which jobs are due when       |
+//! | [`ops`]     | the table of operations (method name ↔ params ↔ route ↔ execution)   |
 //! | [`status`]  | the status board: actor states, restarts, last errors                |
-//! | [`actors`]  | actix actors: persistence (SyncArbiter), status publisher            |
+//! | [`actors`]  | actix actors: persistence (SyncArbiter), snapshot, scheduler, status; the router |
 //! | [`daemon`]  | the supervisor: start-up, `daemon.json`, the one shutdown path       |
 //! | [`rpc`]     | JSON-RPC server (jsonrpsee), client, the error-code mapping          |
 //! | [`mcp`]     | MCP stdio server (rmcp) forwarding tools to the daemon               |

@@ -253,6 +253,14 @@ async fn mcp_tools_list_matches_interop_and_memory_tools_work() {
         "{r}"
     );
 
+    // Snapshot tools are there too.
+    let (e, r) = call(&m, "snapshot_create", json!({"name": "from-mcp"})).await;
+    assert!(!e && r["name"] == "from-mcp", "{r}");
+    let (_, r) = call(&m, "snapshot_list", json!({"with_size": true})).await;
+    assert_eq!(r["snapshots"][0]["name"], "from-mcp");
+    let (e, r) = call(&m, "snapshot_delete", json!({"name": "from-mcp"})).await;
+    assert!(e && r.to_string().contains("confirm"), "{r}");
+
     // A failing operation is isError with a readable message.
     let (e, r) = call(
         &m,
