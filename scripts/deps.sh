@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Install what building ruvector-storage needs on Debian/Ubuntu:
-# clang + libclang-dev for the RocksDB bindings (bindgen). Idempotent.
+# Install what building and testing ruvector-storage needs on Debian/Ubuntu:
+# clang + libclang-dev for the RocksDB bindings (bindgen), systemd-analyze
+# for the unit-file test. Idempotent.
 set -euo pipefail
 need=()
 command -v clang >/dev/null 2>&1 || need+=(clang)
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
+# systemd-analyze, for the unit-file test
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO=sudo

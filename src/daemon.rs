@@ -175,7 +175,37 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         "ruvector-storage ready"
     );
 
+    crate::notify::notify_or_log(&format!(
+        "READY=1\nSTATUS=serving on {bound}, data in {}\nMAINPID={}",
+        config.data_dir.display(),
+        std::process::id()
+    ));
+    // Watchdog: ping at half the period, and only while the store answers,
+    // so a wedged persistence actor gets the daemon restarted.
+    let watchdog = crate::notify::watchdog_interval().map(|period| {
+        let probe = persistence.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period / 2);
+            loop {
+                tick.tick().await;
+                let health = crate::ops::Op::SystemHealth(crate::ops::NoParams {});
+                match tokio::time::timeout(period / 2, probe.call(health)).await {
+                    Ok(Ok(_)) => crate::notify::notify_or_log("WATCHDOG=1"),
+                    Ok(Err(e)) if e.kind == crate::error::ErrorKind::Unavailable => {
+                        // Paused for a restore: still alive.
+                        crate::notify::notify_or_log("WATCHDOG=1")
+                    }
+                    other => tracing::error!(result = ?other.map(|r| r.map(|_| ())), "store health check failed; withholding the watchdog ping"),
+                }
+            }
+        })
+    });
+
     shutdown.await;
+    crate::notify::notify_or_log("STOPPING=1\nSTATUS=shutting down: finishing requests, flushing");
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     tracing::info!("shutdown requested: refusing new requests");
     let deadline = Duration::from_secs(config.shutdown_timeout_secs);
     state.stop_accepting();

@@ -24,6 +24,7 @@
 //! | [`cli`]     | clap commands and their output                                       |
 //! | [`bench`]   | `ruvector-storage bench`: ratios measured in one run                 |
 //! | [`npy`]     | reading `.npy` float32 matrices for benchmarks                       |
+//! | [`notify`]  | systemd's notify protocol: READY, STATUS, STOPPING, WATCHDOG         |
 //! | [`telemetry`] | tracing setup (human on a terminal, JSON otherwise)                |
 
 pub mod actors;
@@ -37,6 +38,7 @@ pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod mcp;
+pub mod notify;
 pub mod npy;
 pub mod ops;
 pub mod rpc;
