@@ -5,7 +5,7 @@
 mod common;
 
 use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::BIN;
@@ -71,21 +71,12 @@ fn notify_protocol_ready_watchdog_stopping() {
     sock.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-level",
-            "warn",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "400000")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let sock_env = sock_path.to_str().unwrap();
+    let mut d = common::start_with(
+        &data,
+        &[("NOTIFY_SOCKET", sock_env), ("WATCHDOG_USEC", "400000")],
+        &[],
+    );
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     assert!(
@@ -95,7 +86,7 @@ fn notify_protocol_ready_watchdog_stopping() {
     let ready = seen.last().unwrap().clone();
     assert!(ready.contains("STATUS=serving on 127.0.0.1:"), "{ready}");
     assert!(
-        ready.contains(&format!("MAINPID={}", child.id())),
+        ready.contains(&format!("MAINPID={}", d.child.id())),
         "{ready}"
     );
     assert!(
@@ -115,9 +106,7 @@ fn notify_protocol_ready_watchdog_stopping() {
         }
     }
     assert_eq!(pings, 3, "watchdog pings: {seen:?}");
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
+    d.signal(libc::SIGTERM);
     assert!(
         recv_until(
             &sock,
@@ -127,6 +116,6 @@ fn notify_protocol_ready_watchdog_stopping() {
         ),
         "{seen:?}"
     );
-    let status = common::wait_timeout(&mut child, Duration::from_secs(20)).expect("exits");
+    let status = common::wait_timeout(&mut d.child, Duration::from_secs(20)).expect("exits");
     assert!(status.success());
 }
