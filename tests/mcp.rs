@@ -338,3 +338,26 @@ async fn two_mcp_processes_share_one_daemon() {
     a.cancel().await.unwrap();
     b.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_reports_a_daemon_that_cannot_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "sync = \"sometimes\"\n").unwrap();
+    let out = tokio::process::Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("mcp")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("exited") && stderr.contains("sync"),
+        "{stderr}"
+    );
+}

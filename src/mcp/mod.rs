@@ -108,16 +108,33 @@ pub async fn ensure_daemon(
         ))
     })?;
     let mut child = spawn_daemon(data_dir, config)?;
-    let deadline = Instant::now() + timeout;
+    let mut deadline = Instant::now() + timeout;
     let mut last = None;
+    let mut exited = None;
     while Instant::now() < deadline {
         match Client::connect(&target).await {
             Ok(c) => return Ok(c),
             Err(e) => last = Some(e),
         }
-        // If our daemon lost a start race, another one is coming up: keep waiting.
-        let _ = child.try_wait();
+        if exited.is_none() {
+            if let Ok(Some(status)) = child.try_wait() {
+                // It may have lost a start race to another daemon (which
+                // answers shortly) or failed: give the other one 3 s.
+                exited = Some(status);
+                deadline = deadline.min(Instant::now() + Duration::from_secs(3));
+            }
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if let Some(status) = exited {
+        let log = std::fs::read_to_string(data_dir.join("daemon.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        return Err(Error::unavailable(format!(
+            "the daemon started for {} exited ({status}) and no other daemon answers; last lines of {}:\n{}",
+            data_dir.display(),
+            data_dir.join("daemon.log").display(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )));
     }
     Err(Error::unavailable(format!(
         "started a daemon for {} but it did not become ready within {:?} (see {}): {}",
