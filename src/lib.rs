@@ -23,6 +23,7 @@
 //! | [`mcp`]     | MCP stdio server (rmcp) forwarding tools to the daemon               |
 //! | [`cli`]     | clap commands and their output                                       |
 //! | [`bench`]   | `ruvector-storage bench`: ratios measured in one run                 |
+//! | [`metrics`] | Prometheus exposition (`GET /metrics`) of the storage metrics        |
 //! | [`npy`]     | reading `.npy` float32 matrices for benchmarks                       |
 //! | [`notify`]  | systemd's notify protocol: READY, STATUS, STOPPING, WATCHDOG         |
 //! | [`telemetry`] | tracing setup (human on a terminal, JSON otherwise)                |
@@ -38,6 +39,7 @@ pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod mcp;
+pub mod metrics;
 pub mod notify;
 pub mod npy;
 pub mod ops;

@@ -93,6 +93,28 @@ impl Handler<CollectStorage> for Persistence {
     }
 }
 
+/// Render the Prometheus metrics (blocking property and statvfs reads).
+#[derive(Message)]
+#[rtype(result = "Result<String>")]
+pub struct CollectMetrics;
+
+impl Handler<CollectMetrics> for Persistence {
+    type Result = Result<String>;
+    fn handle(&mut self, _: CollectMetrics, _: &mut Self::Context) -> Self::Result {
+        let engine = self.shared.engine.get()?;
+        let data_dir = engine
+            .path()
+            .parent()
+            .unwrap_or(engine.path())
+            .to_path_buf();
+        Ok(crate::metrics::render(
+            &engine,
+            &self.shared.status,
+            &data_dir,
+        ))
+    }
+}
+
 /// The address of the persistence actor plus a count of operations in
 /// flight, so a barrier can wait for every earlier operation.
 #[derive(Clone)]
@@ -150,6 +172,13 @@ impl PersistenceHandle {
                 key: key.to_string(),
                 value,
             })
+            .await
+            .map_err(|e| Error::unavailable(format!("persistence actor is not running: {e}")))?
+    }
+
+    pub async fn metrics(&self) -> Result<String> {
+        self.addr
+            .send(CollectMetrics)
             .await
             .map_err(|e| Error::unavailable(format!("persistence actor is not running: {e}")))?
     }

@@ -100,6 +100,8 @@ pub struct StoreStats {
 /// The open store. Share it as `Arc<Engine>`.
 pub struct Engine {
     db: DB,
+    /// The options the store was opened with (they hold its statistics).
+    db_opts: Options,
     path: PathBuf,
     sync: SyncPolicy,
     compression: Compression,
@@ -195,6 +197,8 @@ fn descriptors(config: &Config) -> (Options, Vec<ColumnFamilyDescriptor>) {
     // Followers of a write group sleep instead of spinning: with many
     // writer threads on few cores, spinning starves the group leader.
     db_opts.set_enable_write_thread_adaptive_yield(false);
+    // Tickers and histograms for metrics (cache hit rate, WAL sync latency).
+    db_opts.enable_statistics();
     let cache = Cache::new_lru_cache(config.rocksdb.block_cache_mb * 1024 * 1024);
     let cfs = Cf::ALL
         .iter()
@@ -249,6 +253,7 @@ impl Engine {
         })?;
         let engine = Arc::new(Engine {
             db,
+            db_opts,
             path,
             sync: config.sync_policy(),
             compression: config.compression(),
@@ -414,6 +419,15 @@ impl Engine {
     pub fn compact(&self, cf: Cf) {
         self.db
             .compact_range_cf(self.cf(cf), None::<&[u8]>, None::<&[u8]>);
+    }
+
+    pub fn db_options(&self) -> &Options {
+        &self.db_opts
+    }
+
+    /// An integer property summed over all column families.
+    pub fn property_sum(&self, name: &str) -> u64 {
+        Cf::ALL.iter().map(|cf| self.prop(*cf, name)).sum()
     }
 
     fn prop(&self, cf: Cf, name: &str) -> u64 {

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod error;
+pub mod metrics_http;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,8 +82,16 @@ pub async fn start(
         .max_response_body_size(u32::MAX)
         .max_connections(1024)
         .build();
+    let probe = state.router.persistence.clone();
+    let render: metrics_http::Render = std::sync::Arc::new(move || {
+        let probe = probe.clone();
+        Box::pin(async move { probe.metrics().await.map_err(|e| e.message) })
+    });
     let server = Server::builder()
         .set_config(config)
+        .set_http_middleware(
+            tower::ServiceBuilder::new().layer(metrics_http::MetricsLayer::new(render)),
+        )
         .build(listen)
         .await
         .map_err(|e| Error::io(format!("cannot listen on {listen}: {e}")))?;

@@ -1,0 +1,249 @@
+//! Prometheus exposition of the seed's storage metrics: storage size (total,
+//! used, available), write and read throughput counters, compression
+//! ratio, WAL sync latency, compaction progress, snapshot count and size,
+//! cache hit rate (RocksDB statistics) and the 80% disk alert. Served as
+//! `GET /metrics` on the JSON-RPC port; `promtool check metrics` accepts it.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use rocksdb::statistics::{Histogram, Ticker};
+
+use crate::engine::Engine;
+use crate::status::StatusBoard;
+
+/// Disk usage at or above this fraction raises the alert.
+pub const DISK_ALERT_RATIO: f64 = 0.8;
+
+/// (used, available) bytes of the filesystem holding `path`, as `df`
+/// counts them (blocks reserved for root are neither).
+pub fn disk_space(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs writes into the zeroed struct we pass; the path is a valid C string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let frsize = st.f_frsize as u64;
+    let used = (st.f_blocks as u64).saturating_sub(st.f_bfree as u64) * frsize;
+    Some((used, st.f_bavail as u64 * frsize))
+}
+
+struct Out(String);
+
+impl Out {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+    fn sample(&mut self, name: &str, labels: &str, value: f64) {
+        if labels.is_empty() {
+            let _ = writeln!(self.0, "{name} {value}");
+        } else {
+            let _ = writeln!(self.0, "{name}{{{labels}}} {value}");
+        }
+    }
+    fn one(&mut self, name: &str, kind: &str, help: &str, value: f64) {
+        self.family(name, kind, help);
+        self.sample(name, "", value);
+    }
+}
+
+/// Render every metric (blocking: RocksDB properties and statvfs).
+pub fn render(engine: &Engine, board: &StatusBoard, data_dir: &Path) -> String {
+    let st = engine.stats();
+    let mut o = Out(String::with_capacity(4096));
+    let (used, avail) = disk_space(data_dir).unwrap_or((0, 0));
+    let total = used + avail;
+    let usage = if total > 0 {
+        used as f64 / total as f64
+    } else {
+        0.0
+    };
+    o.family(
+        "ruvector_storage_disk_bytes",
+        "gauge",
+        "Filesystem holding the data directory, bytes (as df counts them).",
+    );
+    o.sample(
+        "ruvector_storage_disk_bytes",
+        "kind=\"total\"",
+        total as f64,
+    );
+    o.sample("ruvector_storage_disk_bytes", "kind=\"used\"", used as f64);
+    o.sample(
+        "ruvector_storage_disk_bytes",
+        "kind=\"available\"",
+        avail as f64,
+    );
+    o.one(
+        "ruvector_storage_disk_usage_ratio",
+        "gauge",
+        "Used fraction of that filesystem (df's Use%).",
+        usage,
+    );
+    o.one(
+        "ruvector_storage_disk_usage_alert",
+        "gauge",
+        "1 when disk usage is at or above 80%.",
+        if usage >= DISK_ALERT_RATIO { 1.0 } else { 0.0 },
+    );
+    o.family(
+        "ruvector_storage_store_bytes",
+        "gauge",
+        "Bytes of the store: live (SST + memtables) and on disk.",
+    );
+    o.sample(
+        "ruvector_storage_store_bytes",
+        "kind=\"live\"",
+        st.size_bytes as f64,
+    );
+    o.sample(
+        "ruvector_storage_store_bytes",
+        "kind=\"on_disk\"",
+        st.disk_bytes as f64,
+    );
+    o.family(
+        "ruvector_storage_keys",
+        "gauge",
+        "Estimated keys per column family.",
+    );
+    for cf in &st.column_families {
+        o.sample(
+            "ruvector_storage_keys",
+            &format!("cf=\"{}\"", cf.name),
+            cf.estimate_num_keys as f64,
+        );
+    }
+    o.one(
+        "ruvector_storage_writes_total",
+        "counter",
+        "Write batches applied.",
+        st.writes as f64,
+    );
+    o.one(
+        "ruvector_storage_write_bytes_total",
+        "counter",
+        "Bytes of write batches applied.",
+        st.write_bytes as f64,
+    );
+    o.one(
+        "ruvector_storage_reads_total",
+        "counter",
+        "Point reads.",
+        st.reads as f64,
+    );
+    o.one(
+        "ruvector_storage_read_bytes_total",
+        "counter",
+        "Bytes returned by point reads.",
+        st.read_bytes as f64,
+    );
+    let rec = crate::actors::collect_storage(engine);
+    o.one(
+        "ruvector_storage_compression_ratio",
+        "gauge",
+        "Raw key+value bytes over SST data bytes (vectors and metadata).",
+        rec.compression_ratio,
+    );
+    let opts = engine.db_options();
+    let sync = opts.get_histogram_data(Histogram::WalFileSyncMicros);
+    o.family(
+        "ruvector_storage_wal_sync_seconds",
+        "summary",
+        "WAL fsync latency.",
+    );
+    for (q, v) in [
+        ("0.5", sync.median()),
+        ("0.95", sync.p95()),
+        ("0.99", sync.p99()),
+    ] {
+        let v = if v.is_finite() { v / 1e6 } else { 0.0 };
+        o.sample(
+            "ruvector_storage_wal_sync_seconds",
+            &format!("quantile=\"{q}\""),
+            v,
+        );
+    }
+    o.sample(
+        "ruvector_storage_wal_sync_seconds_sum",
+        "",
+        sync.sum() as f64 / 1e6,
+    );
+    o.sample(
+        "ruvector_storage_wal_sync_seconds_count",
+        "",
+        sync.count() as f64,
+    );
+    let (hits, misses) = (
+        opts.get_ticker_count(Ticker::BlockCacheHit),
+        opts.get_ticker_count(Ticker::BlockCacheMiss),
+    );
+    o.one(
+        "ruvector_storage_block_cache_hits_total",
+        "counter",
+        "Block cache hits.",
+        hits as f64,
+    );
+    o.one(
+        "ruvector_storage_block_cache_misses_total",
+        "counter",
+        "Block cache misses.",
+        misses as f64,
+    );
+    o.one(
+        "ruvector_storage_block_cache_hit_ratio",
+        "gauge",
+        "Block cache hits over lookups since start.",
+        if hits + misses > 0 {
+            hits as f64 / (hits + misses) as f64
+        } else {
+            0.0
+        },
+    );
+    o.one(
+        "ruvector_storage_compaction_pending_bytes",
+        "gauge",
+        "Bytes compaction still has to rewrite (RocksDB estimate).",
+        engine.property_sum("rocksdb.estimate-pending-compaction-bytes") as f64,
+    );
+    o.one(
+        "ruvector_storage_compactions_running",
+        "gauge",
+        "Compactions running now.",
+        engine.property_sum("rocksdb.num-running-compactions") as f64,
+    );
+    let snaps = board
+        .records()
+        .get("snapshots")
+        .cloned()
+        .unwrap_or_default();
+    o.one(
+        "ruvector_storage_snapshots",
+        "gauge",
+        "Complete snapshots.",
+        snaps["count"].as_f64().unwrap_or(0.0),
+    );
+    o.family(
+        "ruvector_storage_snapshot_bytes",
+        "gauge",
+        "Bytes of all snapshots, and held by snapshots alone.",
+    );
+    o.sample(
+        "ruvector_storage_snapshot_bytes",
+        "kind=\"total\"",
+        snaps["total_bytes"].as_f64().unwrap_or(0.0),
+    );
+    o.sample(
+        "ruvector_storage_snapshot_bytes",
+        "kind=\"exclusive\"",
+        snaps["exclusive_bytes"].as_f64().unwrap_or(0.0),
+    );
+    o.one(
+        "ruvector_storage_uptime_seconds",
+        "gauge",
+        "Seconds since the store was opened.",
+        st.uptime_secs as f64,
+    );
+    o.0
+}
