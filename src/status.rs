@@ -18,8 +18,19 @@ pub struct ActorState {
     pub last_error_at: Option<String>,
 }
 
+/// The most recent error recorded by any actor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorEvent {
+    /// Increases with every recorded error.
+    pub seq: u64,
+    pub actor: String,
+    pub message: String,
+    pub at_ms: i64,
+}
+
 #[derive(Debug, Default)]
 pub struct StatusBoard {
+    latest_error: Mutex<Option<ErrorEvent>>,
     actors: Mutex<BTreeMap<String, ActorState>>,
     /// Named summary records (e.g. `snapshots`), published on the bus as
     /// `swarm/storage/<name>` and shown in `stats`.
@@ -30,6 +41,7 @@ pub struct StatusBoard {
 impl StatusBoard {
     pub fn new() -> Self {
         StatusBoard {
+            latest_error: Mutex::default(),
             actors: Mutex::default(),
             records: Mutex::default(),
             started_ms: SystemClock.now_ms(),
@@ -58,8 +70,26 @@ impl StatusBoard {
         });
     }
 
+    pub fn latest_error(&self) -> Option<ErrorEvent> {
+        self.latest_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub fn record_error(&self, actor: &str, error: &str) {
-        let now = iso_ms(SystemClock.now_ms());
+        let now_ms = SystemClock.now_ms();
+        {
+            let mut latest = self.latest_error.lock().unwrap_or_else(|p| p.into_inner());
+            let seq = latest.as_ref().map_or(1, |e| e.seq + 1);
+            *latest = Some(ErrorEvent {
+                seq,
+                actor: actor.to_string(),
+                message: error.to_string(),
+                at_ms: now_ms,
+            });
+        }
+        let now = iso_ms(now_ms);
         self.with(|m| {
             if let Some(e) = m.get_mut(actor) {
                 e.last_error = Some(error.to_string());
@@ -110,19 +140,9 @@ impl StatusBoard {
     /// The `swarm/storage/status` record.
     pub fn record(&self) -> Value {
         let actors = self.snapshot();
-        let last_error = actors
-            .iter()
-            .filter_map(|(name, a)| {
-                a.last_error.as_ref().map(|e| {
-                    (
-                        a.last_error_at.clone(),
-                        json!({"actor": name, "error": e, "at": a.last_error_at}),
-                    )
-                })
-            })
-            // ISO-8601 timestamps sort chronologically: the most recent error.
-            .max_by(|a, b| a.0.cmp(&b.0))
-            .map(|(_, v)| v);
+        let last_error = self
+            .latest_error()
+            .map(|e| json!({"actor": e.actor, "error": e.message, "at": iso_ms(e.at_ms)}));
         json!({"status": self.overall(), "pid": std::process::id(),
             "version": env!("CARGO_PKG_VERSION"), "uptime_secs": self.uptime_secs(),
             "actors": actors, "last_error": last_error,

@@ -278,6 +278,24 @@ async fn status_records_are_published_on_the_bus() {
         assert!(!v[field].is_null(), "vector_storage lacks {field}: {v}");
     }
     assert_eq!(v["compression"], "zstd");
+    // The seed's metrics record, in its own namespace.
+    let m = ok(&c, "memory_usage", json!({"action": "retrieve", "key": "swarm/storage/metrics", "namespace": "ruvector/metrics"})).await;
+    assert_eq!(m["found"], true, "{m}");
+    for field in [
+        "total_size_gb",
+        "available_space_gb",
+        "usage_percentage",
+        "write_iops",
+        "read_iops",
+        "compression_ratio",
+        "timestamp",
+    ] {
+        assert!(
+            m["value"][field].is_number(),
+            "metrics record lacks {field}: {m}"
+        );
+    }
+    assert!(m["value"]["available_space_gb"].as_f64().unwrap() > 0.0);
 }
 
 #[tokio::test]

@@ -351,6 +351,33 @@ async fn schedules_list_reload_and_status_records() {
         ok(&c, "schedule_list", json!({})).await["jobs"][0]["name"],
         "nightly"
     );
+    // The refused reload reaches the errors namespace with a recovery action.
+    loop {
+        let r = ok(&c, "memory_usage", json!({"action": "retrieve", "key": "swarm/storage/errors", "namespace": "ruvector/errors"})).await;
+        if r["found"] == true && r["value"]["operation"] == "scheduler" {
+            assert!(
+                r["value"]["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("unknown action"),
+                "{r}"
+            );
+            assert!(
+                r["value"]["recovery_action"]
+                    .as_str()
+                    .unwrap()
+                    .contains("SIGHUP"),
+                "{r}"
+            );
+            assert!(r["value"]["timestamp"].is_number());
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "error never published: {r}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     // A good edit + SIGHUP: applied.
     std::fs::write(
         &file,

@@ -28,6 +28,15 @@ pub struct VectorStorageRecord {
     /// Bytes written to the store since open (for throughput deltas).
     #[serde(skip)]
     pub write_bytes_total: u64,
+    #[serde(skip)]
+    pub writes_total: u64,
+    #[serde(skip)]
+    pub reads_total: u64,
+    /// (used, available) bytes of the filesystem holding the data dir.
+    #[serde(skip)]
+    pub disk: Option<(u64, u64)>,
+    #[serde(skip)]
+    pub store_bytes: u64,
 }
 
 /// Parse `rocksdb.aggregated-table-properties` (`name=value; …`).
@@ -78,14 +87,35 @@ pub fn collect_storage(engine: &Engine) -> VectorStorageRecord {
             1.0
         },
         write_bytes_total: stats.write_bytes,
+        writes_total: stats.writes,
+        reads_total: stats.reads,
+        disk: crate::metrics::disk_space(engine.path().parent().unwrap_or(engine.path())),
+        store_bytes: stats.disk_bytes,
     }
+}
+
+pub const METRICS_NAMESPACE: &str = "ruvector/metrics";
+pub const METRICS_KEY: &str = "swarm/storage/metrics";
+pub const ERRORS_NAMESPACE: &str = "ruvector/errors";
+pub const ERRORS_KEY: &str = "swarm/storage/errors";
+
+/// Counters at the previous tick, for rates.
+#[derive(Debug, Clone, Copy)]
+struct Last {
+    at: Instant,
+    write_bytes: u64,
+    writes: u64,
+    reads: u64,
 }
 
 pub struct StatusActor {
     persistence: PersistenceHandle,
     board: Arc<StatusBoard>,
     every: Duration,
-    last: Option<(Instant, u64)>,
+    last: Option<Last>,
+    /// Sequence of the last error published to `ruvector/errors`.
+    published_error: u64,
+    disk_alert: bool,
 }
 
 impl StatusActor {
@@ -95,6 +125,8 @@ impl StatusActor {
             board,
             every,
             last: None,
+            published_error: 0,
+            disk_alert: false,
         }
     }
 
@@ -116,14 +148,26 @@ impl StatusActor {
                         }
                     };
                     let now = Instant::now();
-                    let mbs = match act.last {
-                        Some((t, bytes)) => {
-                            let secs = now.duration_since(t).as_secs_f64().max(1e-3);
-                            record.write_bytes_total.saturating_sub(bytes) as f64 / secs / 1e6
+                    let (mbs, write_iops, read_iops) = match act.last {
+                        Some(l) => {
+                            let secs = now.duration_since(l.at).as_secs_f64().max(1e-3);
+                            (
+                                record.write_bytes_total.saturating_sub(l.write_bytes) as f64
+                                    / secs
+                                    / 1e6,
+                                record.writes_total.saturating_sub(l.writes) as f64 / secs,
+                                record.reads_total.saturating_sub(l.reads) as f64 / secs,
+                            )
                         }
-                        None => 0.0,
+                        None => (0.0, 0.0, 0.0),
                     };
-                    act.last = Some((now, record.write_bytes_total));
+                    act.last = Some(Last {
+                        at: now,
+                        write_bytes: record.write_bytes_total,
+                        writes: record.writes_total,
+                        reads: record.reads_total,
+                    });
+                    let now_ms = chrono::Utc::now().timestamp_millis();
                     let vector_storage = json!({
                         "vectors_stored": record.vectors_stored,
                         "storage_format": record.storage_format,
@@ -131,23 +175,69 @@ impl StatusActor {
                         "size_bytes": record.size_bytes,
                         "compression_ratio": record.compression_ratio,
                         "write_throughput_mbs": (mbs * 1000.0).round() / 1000.0,
-                        "timestamp": crate::clock::iso_ms(chrono::Utc::now().timestamp_millis()),
+                        "timestamp": crate::clock::iso_ms(now_ms),
                     });
+                    let (used, avail) = record.disk.unwrap_or((0, 0));
+                    let usage = if used + avail > 0 {
+                        used as f64 / (used + avail) as f64
+                    } else {
+                        0.0
+                    };
+                    let gb = |b: u64| (b as f64 / 1e9 * 1000.0).round() / 1000.0;
+                    let backup_age_hours: Option<f64> = None; // no backups until the backup actor exists
+                    let metrics = json!({
+                        "total_size_gb": gb(record.store_bytes),
+                        "available_space_gb": gb(avail),
+                        "usage_percentage": (usage * 1000.0).round() / 10.0,
+                        "write_iops": write_iops.round(),
+                        "read_iops": read_iops.round(),
+                        "compression_ratio": record.compression_ratio,
+                        "backup_age_hours": backup_age_hours,
+                        "timestamp": now_ms,
+                    });
+                    let alert = usage >= crate::metrics::DISK_ALERT_RATIO;
+                    if alert && !act.disk_alert {
+                        let msg = format!("disk usage {:.1}% is at or above 80%", usage * 100.0);
+                        tracing::warn!(usage_percentage = usage * 100.0, "{msg}");
+                        board.record_error("disk", &msg);
+                    }
+                    act.disk_alert = alert;
+                    let error = board.latest_error().filter(|e| e.seq > act.published_error);
+                    if let Some(e) = &error {
+                        act.published_error = e.seq;
+                    }
                     let status = board.record();
                     let board2 = board.clone();
                     ctx.spawn(
                         async move {
                             let mut records = vec![
-                                (STATUS_KEY.to_string(), status),
-                                (VECTOR_STORAGE_KEY.to_string(), vector_storage),
+                                (STATUS_NAMESPACE, STATUS_KEY.to_string(), status),
+                                (
+                                    STATUS_NAMESPACE,
+                                    VECTOR_STORAGE_KEY.to_string(),
+                                    vector_storage,
+                                ),
+                                (METRICS_NAMESPACE, METRICS_KEY.to_string(), metrics),
                             ];
-                            for (name, value) in board2.records() {
-                                records.push((format!("swarm/storage/{name}"), value));
+                            if let Some(e) = error {
+                                records.push((
+                                    ERRORS_NAMESPACE,
+                                    ERRORS_KEY.to_string(),
+                                    json!({
+                                    "error": e.message, "operation": e.actor,
+                                    "recovery_action": recovery_action(&e.actor),
+                                    "timestamp": e.at_ms}),
+                                ));
                             }
-                            for (key, value) in records {
-                                if let Err(e) =
-                                    persistence.publish(STATUS_NAMESPACE, &key, value).await
-                                {
+                            for (name, value) in board2.records() {
+                                records.push((
+                                    STATUS_NAMESPACE,
+                                    format!("swarm/storage/{name}"),
+                                    value,
+                                ));
+                            }
+                            for (ns, key, value) in records {
+                                if let Err(e) = persistence.publish(ns, &key, value).await {
                                     board2
                                         .record_error("status", &format!("publishing {key}: {e}"));
                                 }
@@ -157,6 +247,17 @@ impl StatusActor {
                     );
                 }),
         );
+    }
+}
+
+/// What an operator (or agent) should do about an error of this origin.
+fn recovery_action(origin: &str) -> &'static str {
+    match origin {
+        "disk" => "free space: prune snapshots (snapshot prune), compact, or grow the volume",
+        "scheduler" => "fix the schedule file and send SIGHUP; the previous schedule keeps running",
+        "snapshot" => "check disk space and the snapshot named in the error, then retry",
+        "persistence" => "retry; if it persists, verify and restore the newest verified snapshot",
+        _ => "retry_or_alert",
     }
 }
 
