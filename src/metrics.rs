@@ -139,7 +139,7 @@ pub fn render(engine: &Engine, board: &StatusBoard, data_dir: &Path) -> String {
         "Bytes returned by point reads.",
         st.read_bytes as f64,
     );
-    let rec = crate::actors::collect_storage(engine);
+    let rec = crate::actors::storage_record(engine, &st);
     o.one(
         "ruvector_storage_compression_ratio",
         "gauge",

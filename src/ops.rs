@@ -264,21 +264,6 @@ impl Op {
             _ => Route::Persistence,
         }
     }
-
-    /// Whether the operation changes the store (refused while shutting down).
-    pub fn writes(&self) -> bool {
-        match self {
-            Op::StorageWrite(_)
-            | Op::StorageDelete(_)
-            | Op::CollectionCreate(_)
-            | Op::VectorUpsert(_)
-            | Op::VectorDelete(_)
-            | Op::MemoryStore(_)
-            | Op::MemoryDelete(_) => true,
-            Op::MemoryUsage(p) => matches!(p.action.as_str(), "store" | "delete"),
-            _ => false,
-        }
-    }
 }
 
 /// What an operation runs against.

@@ -11,7 +11,7 @@ mod status_actor;
 pub use persistence::{Execute, Flush, Persistence, PersistenceHandle, Publish};
 pub use scheduler_actor::{ListJobs, Reload, ScheduleSource, SchedulerActor};
 pub use snapshot_actor::{SnapshotActor, SnapshotCmd};
-pub use status_actor::{collect_storage, StatusActor, VectorStorageRecord};
+pub use status_actor::{collect_storage, storage_record, StatusActor, VectorStorageRecord};
 
 use actix::Addr;
 use serde_json::Value;

@@ -50,7 +50,11 @@ fn table_prop(text: &str, name: &str) -> u64 {
 
 /// Read the figures (blocking RocksDB property calls).
 pub fn collect_storage(engine: &Engine) -> VectorStorageRecord {
-    let stats = engine.stats();
+    storage_record(engine, &engine.stats())
+}
+
+/// The figures, from stats already read.
+pub fn storage_record(engine: &Engine, stats: &crate::engine::StoreStats) -> VectorStorageRecord {
     let mut raw = 0u64;
     let mut data = 0u64;
     for cf in [Cf::Vectors, Cf::Metadata] {

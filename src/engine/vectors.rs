@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use base64::Engine as _;
-use rocksdb::{IteratorMode, ReadOptions, WriteBatch};
+use rocksdb::{ReadOptions, WriteBatch};
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -401,7 +401,6 @@ impl Engine {
             it.next();
         }
         it.status()?;
-        let _ = IteratorMode::Start;
         Ok(n)
     }
 }

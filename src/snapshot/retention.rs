@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -148,7 +148,6 @@ pub fn plan(policy: &Policy, snapshots: &[Candidate]) -> Result<Vec<Decision>> {
     let mut out = Vec::with_capacity(sorted.len());
     for c in sorted {
         let t = DateTime::from_timestamp_millis(c.created_at_ms).unwrap_or_default();
-        let _ = t.hour();
         let mut reasons = Vec::new();
         if last_left > 0 {
             reasons.push(format!("last {}", policy.keep_last.unwrap_or(0)));
