@@ -48,6 +48,27 @@ pub struct Config {
     pub rocksdb: RocksdbConfig,
     /// Request limits.
     pub limits: Limits,
+    /// Change data capture: how long the WAL is kept.
+    pub cdc: CdcConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CdcConfig {
+    /// Keep WAL files this long after they are obsolete, so change
+    /// subscribers can resume from older sequences.
+    pub wal_retention_secs: u64,
+    /// ... but at most this many MiB of them (oldest deleted first).
+    pub wal_retention_mb: u64,
+}
+
+impl Default for CdcConfig {
+    fn default() -> Self {
+        CdcConfig {
+            wal_retention_secs: 86_400,
+            wal_retention_mb: 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -109,6 +130,7 @@ impl Default for Config {
             persistence_threads: 32,
             rocksdb: RocksdbConfig::default(),
             limits: Limits::default(),
+            cdc: CdcConfig::default(),
         }
     }
 }

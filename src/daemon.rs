@@ -147,7 +147,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         snapshots,
         scheduler,
     };
-    let state = Arc::new(RpcState::new(router));
+    let state = Arc::new(RpcState::new(router, shared.engine.clone()));
     let (server, bound) = rpc::start(
         &config.listen,
         config.limits.max_request_bytes,

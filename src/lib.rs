@@ -13,6 +13,7 @@
 //! | [`codec`]   | the codec byte every stored value starts with, and the encodings     |
 //! | [`engine`]  | RocksDB: column families, durability policy, kv and vector ops       |
 //! | [`bus`]     | the swarm memory bus: namespaces, TTL, claude-flow v2/v3 tools, BM25 |
+//! | [`cdc`]     | change data capture: WAL batches → change events, commit marks       |
 //! | [`snapshot`] | checkpoints + manifests, verify, retention plans, crash-safe restore |
 //! | [`schedule`] | cron jobs: parsing `schedules/*.toml`, which jobs are due when       |
 //! | [`ops`]     | the table of operations (method name ↔ params ↔ route ↔ execution)   |
@@ -31,6 +32,7 @@
 pub mod actors;
 pub mod bench;
 pub mod bus;
+pub mod cdc;
 pub mod cli;
 pub mod clock;
 pub mod codec;

@@ -253,6 +253,20 @@ client_commands! {
     }
     /// Jobs with last run, next run and last result.
     ScheduleList => "schedule_list" {}
+    /// Stream changes (one JSON line each) as they are committed; resume
+    /// with --from-sequence <last sequence seen>.
+    WalTail => "storage_subscribeChanges" {
+        /// Start after this sequence (default: from now on).
+        #[arg(long)] from_sequence: Option<u64>,
+        /// Key/value keys starting with this (repeatable).
+        #[arg(long = "prefix", value_name = "PREFIX")] #[serde(rename = "prefixes")] prefix: Vec<String>,
+        /// Memory namespaces: exact, or a prefix ending in / or * (repeatable).
+        #[arg(long = "namespace", value_name = "NS")] #[serde(rename = "namespaces")] namespace: Vec<String>,
+        /// Vector collections (repeatable).
+        #[arg(long = "collection", value_name = "NAME")] #[serde(rename = "collections")] collection: Vec<String>,
+        /// Exit after this many events (default: follow until interrupted).
+        #[arg(long)] #[serde(skip)] limit: Option<u64>,
+    }
 }
 
 /// `stats [--detailed]`: `storage_stats`, rendered with more or less detail.
@@ -341,6 +355,7 @@ pub enum SnapshotCmd {
 #[derive(Debug, Subcommand)]
 pub enum WalCmd {
     Checkpoint(WalCheckpoint),
+    Tail(WalTail),
 }
 
 #[derive(Debug, Subcommand)]
@@ -365,6 +380,40 @@ async fn send<C: ClientCommand>(cmd: &C) -> Result<String> {
         return Err(Error::corruption(text));
     }
     Ok(text)
+}
+
+/// `wal tail`: print each change as a JSON line as it arrives.
+async fn tail(cmd: &WalTail) -> Result<String> {
+    use std::io::Write as _;
+    let params = serde_json::to_value(cmd).map_err(|e| Error::internal(e.to_string()))?;
+    let client = Client::connect(&cmd.conn.target()).await?;
+    let mut sub = client
+        .subscribe(WalTail::METHOD, params, crate::rpc::changes::UNSUBSCRIBE)
+        .await?;
+    let mut seen = 0u64;
+    let mut out = std::io::stdout().lock();
+    while cmd.limit.is_none_or(|n| seen < n) {
+        match sub.next().await {
+            Some(Ok(event)) => {
+                writeln!(out, "{event}")
+                    .and_then(|_| out.flush())
+                    .map_err(|e| Error::io(format!("writing to stdout: {e}")))?;
+                seen += 1;
+            }
+            Some(Err(e)) => {
+                return Err(Error::corruption(format!(
+                    "a change event did not decode: {e}"
+                )))
+            }
+            None => {
+                return Err(Error::unavailable(format!(
+                    "the change stream ended after {seen} events (daemon stopped, store restored, \
+                     or the client fell behind); resume with --from-sequence <last sequence>"
+                )))
+            }
+        }
+    }
+    Ok(String::new())
 }
 
 /// Run a client command; returns the text to print.
@@ -402,6 +451,7 @@ pub async fn run_client(command: Command) -> Result<String> {
             SnapshotCmd::Prune(c) => send(&c).await,
         },
         Command::Wal(WalCmd::Checkpoint(c)) => send(&c).await,
+        Command::Wal(WalCmd::Tail(c)) => tail(&c).await,
         Command::Schedule(ScheduleCmd::List(c)) => send(&c).await,
         other => Err(Error::internal(format!("not a client command: {other:?}"))),
     }

@@ -111,6 +111,8 @@ pub struct Engine {
     opened_at: Instant,
     /// Serialises schema changes (collection creation).
     pub(crate) ddl_lock: std::sync::Mutex<()>,
+    /// RocksDB's column family ids (as they appear in the WAL), by [`Cf`].
+    pub(crate) cf_ids: [u32; 5],
     /// The `interval` WAL syncer thread and its stop flag.
     syncer: std::sync::Mutex<Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>>,
 }
@@ -199,6 +201,10 @@ fn descriptors(config: &Config) -> (Options, Vec<ColumnFamilyDescriptor>) {
     db_opts.set_enable_write_thread_adaptive_yield(false);
     // Tickers and histograms for metrics (cache hit rate, WAL sync latency).
     db_opts.enable_statistics();
+    // Keep obsolete WAL files (in db/archive/) for change data capture and
+    // WAL archiving; RocksDB deletes them past either limit.
+    db_opts.set_wal_ttl_seconds(config.cdc.wal_retention_secs);
+    db_opts.set_wal_size_limit_mb(config.cdc.wal_retention_mb);
     let cache = Cache::new_lru_cache(config.rocksdb.block_cache_mb * 1024 * 1024);
     let cfs = Cf::ALL
         .iter()
@@ -263,10 +269,44 @@ impl Engine {
             opened_at: Instant::now(),
             syncer: Default::default(),
             ddl_lock: Default::default(),
+            cf_ids: [0; 5],
         });
+        let mut engine = engine;
+        let ids = engine.learn_cf_ids()?;
+        match Arc::get_mut(&mut engine) {
+            Some(e) => e.cf_ids = ids,
+            None => return Err(Error::internal("engine shared before it was opened")),
+        }
         engine.check_schema()?;
         engine.start_background();
         Ok(engine)
+    }
+
+    /// The column family ids RocksDB assigned, read from a probe batch
+    /// (the Rust binding does not expose them).
+    fn learn_cf_ids(&self) -> Result<[u32; 5]> {
+        let mut probe = WriteBatch::default();
+        for cf in Cf::ALL {
+            probe.put_cf(self.cf(cf), b"", b"");
+        }
+        let parsed = crate::cdc::parse_batch(probe.data())?;
+        let mut ids = [0u32; 5];
+        for (i, r) in parsed.records.iter().enumerate() {
+            match r {
+                crate::cdc::Record::Put { cf, .. } if i < ids.len() => ids[i] = *cf,
+                _ => return Err(Error::internal("probe batch did not decode as five puts")),
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The [`Cf`] of a RocksDB column family id (None: `default`).
+    pub fn cf_of(&self, id: u32) -> Option<Cf> {
+        Cf::ALL
+            .iter()
+            .zip(self.cf_ids)
+            .find(|(_, i)| *i == id)
+            .map(|(cf, _)| *cf)
     }
 
     fn check_schema(&self) -> Result<()> {
@@ -316,7 +356,12 @@ impl Engine {
     /// `sync = always` the call returns only after the WAL is fsynced;
     /// concurrent callers are grouped by RocksDB's write thread into one
     /// WAL write and one fsync (group commit).
-    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+    ///
+    /// Every batch carries a commit mark (WAL log data, see [`crate::cdc`]):
+    /// its commit time and which puts overwrite an existing key.
+    pub fn write(&self, mut batch: WriteBatch) -> Result<()> {
+        let mark = crate::cdc::mark_for(self, &batch, self.clock.now_ms())?;
+        batch.put_log_data(mark.encode());
         let bytes = batch.size_in_bytes() as u64;
         let mut wo = WriteOptions::default();
         wo.set_sync(self.sync == SyncPolicy::Always);
@@ -330,7 +375,9 @@ impl Engine {
 
     /// Write without fsync regardless of policy (bookkeeping such as access
     /// counters, where losing the last increments in a crash is acceptable).
-    pub fn write_relaxed(&self, batch: WriteBatch) -> Result<()> {
+    pub fn write_relaxed(&self, mut batch: WriteBatch) -> Result<()> {
+        let mark = crate::cdc::mark_for(self, &batch, self.clock.now_ms())?;
+        batch.put_log_data(mark.encode());
         let mut wo = WriteOptions::default();
         wo.set_sync(false);
         self.db.write_opt(batch, &wo)?;
@@ -479,11 +526,17 @@ impl Engine {
 pub struct EngineSlot(
     std::sync::RwLock<Option<Arc<Engine>>>,
     std::sync::Mutex<Option<String>>,
+    /// Times the engine was taken out (a restore starts a new history).
+    AtomicU64,
 );
 
 impl EngineSlot {
     pub fn new(engine: Arc<Engine>) -> Self {
-        EngineSlot(std::sync::RwLock::new(Some(engine)), Default::default())
+        EngineSlot(
+            std::sync::RwLock::new(Some(engine)),
+            Default::default(),
+            AtomicU64::new(0),
+        )
     }
 
     pub fn get(&self) -> Result<Arc<Engine>> {
@@ -503,7 +556,14 @@ impl EngineSlot {
         *self.1.lock().unwrap_or_else(|p| p.into_inner()) = Some(message.to_string());
     }
 
+    /// Changes whenever the engine leaves service (restore, shutdown):
+    /// sequence numbers read before are not comparable with later ones.
+    pub fn generation(&self) -> u64 {
+        self.2.load(Ordering::SeqCst)
+    }
+
     pub fn take(&self) -> Option<Arc<Engine>> {
+        self.2.fetch_add(1, Ordering::SeqCst);
         self.0.write().unwrap_or_else(|p| p.into_inner()).take()
     }
 

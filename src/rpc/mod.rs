@@ -3,6 +3,7 @@
 //! the named params into an [`Op`], refuse if shutting down, send it to the
 //! persistence actor, map errors in [`error`].
 
+pub mod changes;
 pub mod client;
 pub mod error;
 pub mod metrics_http;
@@ -18,19 +19,23 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::actors::Router;
+use crate::engine::EngineSlot;
 use crate::error::{Error, Result};
 use crate::ops::{Op, METHODS};
 
 /// What the RPC methods share.
 pub struct RpcState {
     pub router: Router,
+    /// The store, for change subscriptions (which read the WAL directly).
+    pub engine: Arc<EngineSlot>,
     accepting: AtomicBool,
 }
 
 impl RpcState {
-    pub fn new(router: Router) -> Self {
+    pub fn new(router: Router, engine: Arc<EngineSlot>) -> Self {
         RpcState {
             router,
+            engine,
             accepting: AtomicBool::new(true),
         }
     }
@@ -106,5 +111,35 @@ pub async fn start(
             })
             .map_err(|e| Error::internal(format!("registering {method}: {e}")))?;
     }
+    module
+        .register_subscription(
+            changes::SUBSCRIBE,
+            changes::NOTIFICATION,
+            changes::UNSUBSCRIBE,
+            |params, pending, ctx, _| async move {
+                let raw = params.as_str().unwrap_or("{}");
+                let p: changes::SubscribeParams = match serde_json::from_str(raw) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let e = crate::ops::ParseError::Params(format!(
+                            "{}: invalid params: {e}",
+                            changes::SUBSCRIBE
+                        ));
+                        pending.reject(error::parse_to_rpc(&e)).await;
+                        return Ok(());
+                    }
+                };
+                if !ctx.accepting.load(Ordering::SeqCst) {
+                    pending
+                        .reject(error::to_rpc(&Error::unavailable(
+                            "the daemon is shutting down",
+                        )))
+                        .await;
+                    return Ok(());
+                }
+                changes::serve(ctx.engine.clone(), p, |_| true, pending).await
+            },
+        )
+        .map_err(|e| Error::internal(format!("registering {}: {e}", changes::SUBSCRIBE)))?;
     Ok((server.start(module), addr))
 }

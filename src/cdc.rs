@@ -1,0 +1,584 @@
+//! Change data capture: the committed write batches of RocksDB's WAL,
+//! decoded into change events with sequence numbers and commit times.
+//!
+//! Every batch the engine writes carries a *commit mark* as WAL log data
+//! (not applied to the store): the commit time and, per record, whether the
+//! key existed before (so a put is an `insert` or an `update`). The WAL is
+//! kept after flushes for `[cdc] wal-retention-secs` / `wal-retention-mb`
+//! (RocksDB moves obsolete WAL files to `db/archive/`), so a subscriber can
+//! resume from any sequence inside that window, also across restarts.
+//!
+//! Sequence numbers are RocksDB's: each record of a batch consumes one, in
+//! order, and they never repeat within a store. A restore from a snapshot
+//! starts a new history; subscribers are told to resubscribe.
+
+use rocksdb::WriteBatch;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::clock::iso_ms;
+use crate::codec;
+use crate::engine::{Cf, Engine};
+use crate::error::{Error, Result};
+
+/// The log-data record that starts a commit mark.
+const MARK_MAGIC: &[u8; 4] = b"RVC1";
+
+/// One record of a write batch, borrowed from the batch's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record<'a> {
+    Put {
+        cf: u32,
+        key: &'a [u8],
+        value: &'a [u8],
+    },
+    Delete {
+        cf: u32,
+        key: &'a [u8],
+    },
+    Merge {
+        cf: u32,
+        key: &'a [u8],
+        value: &'a [u8],
+    },
+    DeleteRange {
+        cf: u32,
+        begin: &'a [u8],
+        end: &'a [u8],
+    },
+    LogData(&'a [u8]),
+}
+
+impl Record<'_> {
+    /// Whether the record consumes a sequence number (log data does not).
+    fn sequenced(&self) -> bool {
+        !matches!(self, Record::LogData(_))
+    }
+}
+
+/// A decoded write batch (RocksDB's `WriteBatch` wire format).
+#[derive(Debug)]
+pub struct ParsedBatch<'a> {
+    /// Sequence of the first record (0 in a batch not yet written).
+    pub sequence: u64,
+    /// Records that consume a sequence number.
+    pub count: u32,
+    pub records: Vec<Record<'a>>,
+}
+
+fn varint32(buf: &mut &[u8]) -> Result<u32> {
+    let mut out: u32 = 0;
+    for shift in (0..35).step_by(7) {
+        let (&b, rest) = buf
+            .split_first()
+            .ok_or_else(|| Error::corruption("write batch: truncated varint"))?;
+        *buf = rest;
+        out |= u32::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok(out);
+        }
+    }
+    Err(Error::corruption("write batch: varint longer than 5 bytes"))
+}
+
+fn slice<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8]> {
+    let n = varint32(buf)? as usize;
+    if buf.len() < n {
+        return Err(Error::corruption(format!(
+            "write batch: a {n}-byte field runs past the end ({} bytes left)",
+            buf.len()
+        )));
+    }
+    let (s, rest) = buf.split_at(n);
+    *buf = rest;
+    Ok(s)
+}
+
+/// Decode a write batch's bytes (`WriteBatch::data()`).
+pub fn parse_batch(data: &[u8]) -> Result<ParsedBatch<'_>> {
+    if data.len() < 12 {
+        return Err(Error::corruption(format!(
+            "write batch: {} bytes is shorter than its 12-byte header",
+            data.len()
+        )));
+    }
+    let mut seq = [0u8; 8];
+    seq.copy_from_slice(&data[..8]);
+    let mut count = [0u8; 4];
+    count.copy_from_slice(&data[8..12]);
+    let mut buf = &data[12..];
+    let mut records = Vec::new();
+    while let Some((&tag, rest)) = buf.split_first() {
+        buf = rest;
+        let r = match tag {
+            0x00 => Record::Delete {
+                cf: 0,
+                key: slice(&mut buf)?,
+            },
+            0x01 => Record::Put {
+                cf: 0,
+                key: slice(&mut buf)?,
+                value: slice(&mut buf)?,
+            },
+            0x02 => Record::Merge {
+                cf: 0,
+                key: slice(&mut buf)?,
+                value: slice(&mut buf)?,
+            },
+            0x03 => Record::LogData(slice(&mut buf)?),
+            0x04 => Record::Delete {
+                cf: varint32(&mut buf)?,
+                key: slice(&mut buf)?,
+            },
+            0x05 => Record::Put {
+                cf: varint32(&mut buf)?,
+                key: slice(&mut buf)?,
+                value: slice(&mut buf)?,
+            },
+            0x06 => Record::Merge {
+                cf: varint32(&mut buf)?,
+                key: slice(&mut buf)?,
+                value: slice(&mut buf)?,
+            },
+            0x07 => Record::Delete {
+                cf: 0,
+                key: slice(&mut buf)?,
+            },
+            0x08 => Record::Delete {
+                cf: varint32(&mut buf)?,
+                key: slice(&mut buf)?,
+            },
+            0x0E => Record::DeleteRange {
+                cf: varint32(&mut buf)?,
+                begin: slice(&mut buf)?,
+                end: slice(&mut buf)?,
+            },
+            0x0F => Record::DeleteRange {
+                cf: 0,
+                begin: slice(&mut buf)?,
+                end: slice(&mut buf)?,
+            },
+            other => {
+                return Err(Error::corruption(format!(
+                    "write batch: record type 0x{other:02x} is not one this daemon writes"
+                )))
+            }
+        };
+        records.push(r);
+    }
+    let batch = ParsedBatch {
+        sequence: u64::from_le_bytes(seq),
+        count: u32::from_le_bytes(count),
+        records,
+    };
+    let sequenced = batch.records.iter().filter(|r| r.sequenced()).count();
+    if sequenced != batch.count as usize {
+        return Err(Error::corruption(format!(
+            "write batch: header counts {} records, found {sequenced}",
+            batch.count
+        )));
+    }
+    Ok(batch)
+}
+
+/// A commit mark: when the batch was committed and which of its sequenced
+/// records overwrote an existing key.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Mark {
+    pub commit_ms: i64,
+    /// Bit i set: the i-th sequenced record's key existed before.
+    pub existed: Vec<u8>,
+}
+
+impl Mark {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(12 + self.existed.len());
+        out.extend_from_slice(MARK_MAGIC);
+        out.extend_from_slice(&self.commit_ms.to_le_bytes());
+        out.extend_from_slice(&self.existed);
+        out
+    }
+
+    pub fn decode(blob: &[u8]) -> Option<Mark> {
+        let rest = blob.strip_prefix(MARK_MAGIC.as_slice())?;
+        if rest.len() < 8 {
+            return None;
+        }
+        let mut ms = [0u8; 8];
+        ms.copy_from_slice(&rest[..8]);
+        Some(Mark {
+            commit_ms: i64::from_le_bytes(ms),
+            existed: rest[8..].to_vec(),
+        })
+    }
+
+    fn existed(&self, i: usize) -> bool {
+        self.existed
+            .get(i / 8)
+            .is_some_and(|b| b & (1 << (i % 8)) != 0)
+    }
+
+    pub fn set_existed(&mut self, i: usize) {
+        if self.existed.len() <= i / 8 {
+            self.existed.resize(i / 8 + 1, 0);
+        }
+        self.existed[i / 8] |= 1 << (i % 8);
+    }
+}
+
+/// The commit mark for a batch about to be written: the commit time and a
+/// point read per put into a user column family (bloom filters answer most
+/// of them for new keys without I/O).
+pub fn mark_for(engine: &Engine, batch: &WriteBatch, commit_ms: i64) -> Result<Mark> {
+    let parsed = parse_batch(batch.data())?;
+    let mut mark = Mark {
+        commit_ms,
+        existed: Vec::new(),
+    };
+    let db = engine.db();
+    for (i, r) in parsed.records.iter().filter(|r| r.sequenced()).enumerate() {
+        if let Record::Put { cf, key, .. } = r {
+            let Some(cf) = engine.cf_of(*cf).filter(|c| *c != Cf::Sys) else {
+                continue;
+            };
+            let handle = engine.cf(cf);
+            if db.key_may_exist_cf(handle, key) && db.get_pinned_cf(handle, key)?.is_some() {
+                mark.set_existed(i);
+            }
+        }
+    }
+    Ok(mark)
+}
+
+/// What a change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeOp {
+    Insert,
+    Update,
+    Delete,
+}
+
+/// One change, as streamed to subscribers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeEvent {
+    pub sequence: u64,
+    /// Commit time (ISO-8601, UTC).
+    pub timestamp: String,
+    pub op: ChangeOp,
+    /// `kv`, `vector`, `metadata`, `memory` or `collection`.
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub collection: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub value: Option<Value>,
+}
+
+/// Which changes a subscriber wants. Empty everywhere: all of them.
+/// Otherwise a change passes if it matches one of the lists given for its
+/// kind (kv keys by `prefixes`, memory entries by `namespaces` — exact, or
+/// a prefix ending in `/` or `*` — vectors and metadata by `collections`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    #[serde(default)]
+    pub collections: Vec<String>,
+}
+
+/// Does `ns` fall under a namespace pattern (`a/b` exact, `a/` or `a/*` prefix, `*` all)?
+pub fn namespace_matches(pattern: &str, ns: &str) -> bool {
+    if let Some(p) = pattern.strip_suffix('*') {
+        ns.starts_with(p)
+    } else if pattern.ends_with('/') {
+        ns.starts_with(pattern)
+    } else {
+        ns == pattern
+    }
+}
+
+impl Filter {
+    pub fn is_empty(&self) -> bool {
+        self.prefixes.is_empty() && self.namespaces.is_empty() && self.collections.is_empty()
+    }
+
+    pub fn matches(&self, e: &ChangeEvent) -> bool {
+        if self.is_empty() {
+            return true;
+        }
+        match e.kind.as_str() {
+            "kv" => e
+                .key
+                .as_deref()
+                .is_some_and(|k| self.prefixes.iter().any(|p| k.starts_with(p.as_str()))),
+            "memory" => e
+                .namespace
+                .as_deref()
+                .is_some_and(|ns| self.namespaces.iter().any(|p| namespace_matches(p, ns))),
+            _ => e
+                .collection
+                .as_deref()
+                .is_some_and(|c| self.collections.iter().any(|x| x == c)),
+        }
+    }
+}
+
+fn split_group(key: &[u8]) -> Option<(String, String)> {
+    let at = key.iter().position(|b| *b == 0)?;
+    Some((
+        String::from_utf8_lossy(&key[..at]).into_owned(),
+        String::from_utf8_lossy(&key[at + 1..]).into_owned(),
+    ))
+}
+
+fn memory_value(bytes: &[u8]) -> Option<Value> {
+    let (_, body) = codec::decode_memory(bytes).ok()?;
+    let body: crate::bus::EntryBody = serde_json::from_slice(body).ok()?;
+    let value = if body.structured {
+        serde_json::from_str(&body.value).unwrap_or(Value::String(body.value))
+    } else {
+        Value::String(body.value)
+    };
+    Some(serde_json::json!({"value": value, "tags": body.tags, "ttl": body.ttl}))
+}
+
+/// Turn one sequenced record into an event (None: internal bookkeeping).
+fn event(
+    engine: &Engine,
+    sequence: u64,
+    timestamp: &str,
+    existed: bool,
+    r: &Record,
+) -> Option<ChangeEvent> {
+    let (cf, key, value, op) = match r {
+        Record::Put { cf, key, value } => (
+            *cf,
+            *key,
+            Some(*value),
+            if existed {
+                ChangeOp::Update
+            } else {
+                ChangeOp::Insert
+            },
+        ),
+        Record::Delete { cf, key } => (*cf, *key, None, ChangeOp::Delete),
+        // Merges only touch the `sys` counters; range deletes are not issued.
+        _ => return None,
+    };
+    let mut e = ChangeEvent {
+        sequence,
+        timestamp: timestamp.to_string(),
+        op,
+        kind: String::new(),
+        key: None,
+        namespace: None,
+        collection: None,
+        id: None,
+        value: None,
+    };
+    match engine.cf_of(cf)? {
+        Cf::Kv => {
+            e.kind = "kv".into();
+            e.key = Some(String::from_utf8_lossy(key).into_owned());
+            e.value = value
+                .and_then(|v| codec::expect(v, codec::Codec::Raw).ok())
+                .map(|v| Value::String(String::from_utf8_lossy(v).into_owned()));
+        }
+        Cf::Vectors => {
+            let (c, id) = split_group(key)?;
+            e.kind = "vector".into();
+            e.collection = Some(c);
+            e.id = Some(id);
+            e.value =
+                value.map(|v| serde_json::json!({"dimension": v.len().saturating_sub(1) / 4}));
+        }
+        Cf::Metadata => {
+            let (c, id) = split_group(key)?;
+            e.kind = "metadata".into();
+            e.collection = Some(c);
+            e.id = Some(id);
+            e.value = value
+                .and_then(|v| codec::expect(v, codec::Codec::Json).ok())
+                .and_then(|v| serde_json::from_slice(v).ok());
+        }
+        Cf::Memory => {
+            let (ns, k) = split_group(key)?;
+            e.kind = "memory".into();
+            e.namespace = Some(ns);
+            e.key = Some(k);
+            e.value = value.and_then(memory_value);
+        }
+        Cf::Sys => {
+            let name = key.strip_prefix(b"collection/")?;
+            e.kind = "collection".into();
+            e.collection = Some(String::from_utf8_lossy(name).into_owned());
+            e.value = value
+                .and_then(|v| codec::expect(v, codec::Codec::Json).ok())
+                .and_then(|v| serde_json::from_slice(v).ok());
+        }
+    }
+    Some(e)
+}
+
+/// A committed batch read back from the WAL.
+pub struct WalBatch {
+    pub sequence: u64,
+    pub count: u32,
+    pub commit_ms: Option<i64>,
+    /// The batch's bytes, exactly as RocksDB logged them.
+    pub data: Vec<u8>,
+}
+
+/// Read the committed batches after sequence `after`, in order, up to the
+/// store's latest sequence, calling `visit` for each until it returns false.
+/// A batch that straddles `after` is included (callers skip its records at
+/// or below `after`). Returns the last sequence read.
+///
+/// Fails if the WAL no longer holds `after + 1` (retention passed it) or
+/// if it has a gap.
+pub fn read_wal(
+    engine: &Engine,
+    after: u64,
+    mut visit: impl FnMut(WalBatch) -> Result<bool>,
+) -> Result<u64> {
+    let db = engine.db();
+    let latest = db.latest_sequence_number();
+    if after > latest {
+        return Err(Error::invalid(format!(
+            "sequence {after} is ahead of the store's latest sequence {latest} \
+             (was the store restored from an older snapshot or backup? resubscribe from {latest})"
+        )));
+    }
+    if after == latest {
+        return Ok(after);
+    }
+    let want = after + 1;
+    // `get_updates_since(s)` yields batches that start after `s`: back off
+    // until the first one starts at or before `want`.
+    let mut back: u64 = 0;
+    let (first, rest) = loop {
+        let start = after.saturating_sub(back);
+        let mut iter = db.get_updates_since(start)?;
+        // None: the batch holding `want` starts at or before `start`.
+        let first = iter.next().transpose()?;
+        match first {
+            Some(first) if first.0 <= want => break (first, iter),
+            _ if start > 0 => {}
+            Some(first) => {
+                return Err(Error::not_found(format!(
+                    "sequence {want} is no longer in the retained WAL (oldest retained: {}); \
+                     raise [cdc] wal-retention-secs/-mb or resync from a snapshot",
+                    first.0
+                )))
+            }
+            None => {
+                return Err(Error::not_found(format!(
+                    "the WAL holds no batch up to sequence {latest}; \
+                     raise [cdc] wal-retention-secs/-mb or resync from a snapshot"
+                )))
+            }
+        }
+        back = if back == 0 { 1 } else { back.saturating_mul(2) };
+    };
+    let mut last = after;
+    let mut expected: Option<u64> = None;
+    for item in std::iter::once(Ok(first)).chain(rest) {
+        let (seq, batch) = item?;
+        if seq > latest {
+            break;
+        }
+        let parsed = parse_batch(batch.data())?;
+        if let Some(exp) = expected {
+            if seq != exp {
+                return Err(Error::corruption(format!(
+                    "the WAL has a gap: expected a batch at sequence {exp}, found {seq}"
+                )));
+            }
+        }
+        expected = Some(seq + u64::from(parsed.count));
+        let end = seq + u64::from(parsed.count).max(1) - 1;
+        if end <= after {
+            continue;
+        }
+        let commit_ms = parsed.records.iter().find_map(|r| match r {
+            Record::LogData(b) => Mark::decode(b).map(|m| m.commit_ms),
+            _ => None,
+        });
+        let count = parsed.count;
+        last = end;
+        if !visit(WalBatch {
+            sequence: seq,
+            count,
+            commit_ms,
+            data: batch.data().to_vec(),
+        })? {
+            break;
+        }
+    }
+    Ok(last)
+}
+
+/// Decode the change events of one WAL batch with sequence > `after`.
+pub fn events_of(
+    engine: &Engine,
+    b: &WalBatch,
+    after: u64,
+    filter: &Filter,
+    out: &mut Vec<ChangeEvent>,
+) -> Result<()> {
+    let parsed = parse_batch(&b.data)?;
+    let mark = parsed.records.iter().find_map(|r| match r {
+        Record::LogData(blob) => Mark::decode(blob),
+        _ => None,
+    });
+    let ts = iso_ms(mark.as_ref().map(|m| m.commit_ms).unwrap_or(0));
+    for (i, r) in parsed.records.iter().filter(|r| r.sequenced()).enumerate() {
+        let seq = b.sequence + i as u64;
+        if seq <= after {
+            continue;
+        }
+        let existed = mark.as_ref().is_some_and(|m| m.existed(i));
+        if let Some(e) = event(engine, seq, &ts, existed, r) {
+            if filter.matches(&e) {
+                out.push(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A page of changes.
+#[derive(Debug, Serialize)]
+pub struct Page {
+    pub events: Vec<ChangeEvent>,
+    /// Resume from here (every change up to it was examined).
+    pub next_sequence: u64,
+    pub latest_sequence: u64,
+}
+
+/// Changes after `after`, stopping once `limit` events are collected (a
+/// batch is never split).
+pub fn read_changes(engine: &Engine, after: u64, limit: usize, filter: &Filter) -> Result<Page> {
+    let mut events = Vec::new();
+    let next = read_wal(engine, after, |b| {
+        events_of(engine, &b, after, filter, &mut events)?;
+        Ok(events.len() < limit)
+    })?;
+    Ok(Page {
+        events,
+        next_sequence: next,
+        latest_sequence: engine.db().latest_sequence_number(),
+    })
+}
+
+#[cfg(test)]
+mod tests;
