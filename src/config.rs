@@ -50,6 +50,21 @@ pub struct Config {
     pub limits: Limits,
     /// Change data capture: how long the WAL is kept.
     pub cdc: CdcConfig,
+    /// Bearer tokens and their namespace grants. Required to listen on
+    /// anything but loopback.
+    pub auth: crate::auth::AuthConfig,
+    /// TLS 1.3 for the JSON-RPC port (HTTPS and WSS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TlsConfig {
+    /// PEM certificate chain (leaf first).
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -131,6 +146,8 @@ impl Default for Config {
             rocksdb: RocksdbConfig::default(),
             limits: Limits::default(),
             cdc: CdcConfig::default(),
+            auth: Default::default(),
+            tls: None,
         }
     }
 }
@@ -279,12 +296,20 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         SyncPolicy::parse(&self.sync)?;
         Compression::parse(&self.rocksdb.compression)?;
-        self.listen.parse::<std::net::SocketAddr>().map_err(|e| {
+        let addr = self.listen.parse::<std::net::SocketAddr>().map_err(|e| {
             Error::invalid(format!(
                 "listen = {:?}: not a socket address HOST:PORT ({e})",
                 self.listen
             ))
         })?;
+        let auth = crate::auth::Authenticator::from_config(&self.auth)?;
+        if !addr.ip().is_loopback() && auth.is_none() {
+            return Err(Error::invalid(format!(
+                "listen = {:?} is not a loopback address: configure [[auth.tokens]] \
+                 (refusing to serve an unauthenticated API beyond this machine)",
+                self.listen
+            )));
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::invalid("data-dir must not be empty"));
         }

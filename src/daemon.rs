@@ -147,10 +147,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         snapshots,
         scheduler,
     };
-    let state = Arc::new(RpcState::new(router, shared.engine.clone()));
+    let auth = crate::auth::Authenticator::from_config(&config.auth)?.map(Arc::new);
+    let tls = match &config.tls {
+        Some(t) => Some(rpc::tls::server_config(&t.cert, &t.key)?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let state = Arc::new(RpcState::new(router, shared.engine.clone(), auth.is_some()));
     let (server, bound) = rpc::start(
-        &config.listen,
-        config.limits.max_request_bytes,
+        rpc::Listen {
+            address: &config.listen,
+            max_request_bytes: config.limits.max_request_bytes,
+            auth: auth.clone(),
+            tls,
+        },
         state.clone(),
     )
     .await?;
@@ -159,8 +169,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let info = DaemonInfo {
         pid: std::process::id(),
         address: bound.to_string(),
-        url: format!("http://{bound}"),
-        ws_url: format!("ws://{bound}"),
+        url: format!("{scheme}://{bound}"),
+        ws_url: crate::rpc::client::ws_url(&format!("{scheme}://{bound}")),
         data_dir: config.data_dir.display().to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         started_at: iso_ms(SystemClock.now_ms()),

@@ -22,6 +22,8 @@ pub enum ErrorKind {
     Io,
     /// A bug or an unexpected state; the message says where.
     Internal,
+    /// The caller's token does not grant this (or no valid token was given).
+    PermissionDenied,
 }
 
 impl ErrorKind {
@@ -39,6 +41,7 @@ impl ErrorKind {
             ErrorKind::Corruption => "corruption",
             ErrorKind::Io => "io",
             ErrorKind::Internal => "internal",
+            ErrorKind::PermissionDenied => "permission_denied",
         }
     }
 }
@@ -79,6 +82,9 @@ impl Error {
     }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
+    }
+    pub fn permission_denied(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::PermissionDenied, message)
     }
 
     /// Prefix the message with what was being done.

@@ -7,6 +7,7 @@
 //!
 //! | module      | its one job                                                          |
 //! |-------------|----------------------------------------------------------------------|
+//! | [`auth`]    | bearer tokens, namespace grants, constant-time token checks          |
 //! | [`config`]  | layered configuration (defaults → TOML → env → flags), validation    |
 //! | [`error`]   | the public error: kind, retryability, message                        |
 //! | [`clock`]   | time as a dependency (TTL tests use a manual clock)                   |
@@ -30,6 +31,7 @@
 //! | [`telemetry`] | tracing setup (human on a terminal, JSON otherwise)                |
 
 pub mod actors;
+pub mod auth;
 pub mod bench;
 pub mod bus;
 pub mod cdc;

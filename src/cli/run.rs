@@ -91,6 +91,7 @@ pub fn main() -> ExitCode {
                 crate::error::ErrorKind::NotFound => 3,
                 crate::error::ErrorKind::Unavailable => 4,
                 crate::error::ErrorKind::Corruption => 5,
+                crate::error::ErrorKind::PermissionDenied => 6,
                 _ => 1,
             })
         }

@@ -11,6 +11,7 @@
 //! | corruption      | -32010 |
 //! | io              | -32011 |
 //! | internal        | -32603 |
+//! | permission_denied | -32013 |
 //!
 //! `data` carries `{"kind", "retryable"}` so clients need not parse messages.
 
@@ -32,6 +33,7 @@ pub fn code_of(kind: ErrorKind) -> i32 {
         ErrorKind::Corruption => -32010,
         ErrorKind::Io => -32011,
         ErrorKind::Internal => -32603,
+        ErrorKind::PermissionDenied => -32013,
     }
 }
 
@@ -43,6 +45,7 @@ pub fn kind_of(code: i32) -> ErrorKind {
         -32003 => ErrorKind::Unavailable,
         -32010 => ErrorKind::Corruption,
         -32011 => ErrorKind::Io,
+        -32013 => ErrorKind::PermissionDenied,
         _ => ErrorKind::Internal,
     }
 }

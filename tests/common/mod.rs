@@ -18,20 +18,30 @@ pub struct Daemon {
 }
 
 pub fn start_with(dir: &Path, extra_env: &[(&str, &str)], extra_args: &[&str]) -> Daemon {
+    start_full(dir, extra_env, extra_args, &[], Stdio::inherit())
+}
+
+/// `global_args` go before `serve` (e.g. `--config FILE`).
+pub fn start_full(
+    dir: &Path,
+    extra_env: &[(&str, &str)],
+    extra_args: &[&str],
+    global_args: &[&str],
+    stderr: Stdio,
+) -> Daemon {
     let _ = std::fs::remove_file(dir.join("daemon.json"));
     let mut cmd = Command::new(BIN);
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--log-level",
-        "warn",
-        "--data-dir",
-    ])
-    .arg(dir)
-    .args(extra_args)
-    .stdin(Stdio::null())
-    .stdout(Stdio::null());
+    cmd.args(global_args);
+    cmd.stderr(stderr);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    if !extra_args.contains(&"--log-level") {
+        cmd.args(["--log-level", "warn"]);
+    }
+    cmd.arg("--data-dir")
+        .arg(dir)
+        .args(extra_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
@@ -125,7 +135,16 @@ pub async fn err(c: &Client, method: &str, params: Value) -> (i32, String) {
 
 /// Run a CLI command; returns (exit code, stdout, stderr).
 pub fn cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("run cli");
+    cli_env(&[], args)
+}
+
+/// Run a CLI command with extra environment.
+pub fn cli_env(env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(BIN);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.args(args).output().expect("run cli");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
