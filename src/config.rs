@@ -56,6 +56,15 @@ pub struct Config {
     /// TLS 1.3 for the JSON-RPC port (HTTPS and WSS).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
+    /// The memory bus: where else the daemon's records are published.
+    pub bus: BusConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BusConfig {
+    /// Other agents' memory servers that also receive the records.
+    pub external: Vec<crate::bus::external::ExternalTarget>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -148,6 +157,7 @@ impl Default for Config {
             cdc: CdcConfig::default(),
             auth: Default::default(),
             tls: None,
+            bus: BusConfig::default(),
         }
     }
 }
@@ -302,6 +312,9 @@ impl Config {
                 self.listen
             ))
         })?;
+        for (i, t) in self.bus.external.iter().enumerate() {
+            t.validate(&format!("bus.external[{i}]"))?;
+        }
         let auth = crate::auth::Authenticator::from_config(&self.auth)?;
         if !addr.ip().is_loopback() && auth.is_none() {
             return Err(Error::invalid(format!(

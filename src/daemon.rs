@@ -107,7 +107,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let addr = SyncArbiter::start(config.persistence_threads, move || {
         Persistence::new(arbiter_shared.clone())
     });
-    let persistence = PersistenceHandle::new(addr);
+    let external = crate::bus::external::ExternalBus::start(&config.bus.external);
+    let persistence = PersistenceHandle::new(addr).with_external(external.clone());
 
     let every = Duration::from_secs(config.status_interval_secs);
     let (p2, b2) = (persistence.clone(), board.clone());
@@ -220,6 +221,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let deadline = Duration::from_secs(config.shutdown_timeout_secs);
     state.stop_accepting();
     sighup.abort();
+    if let Some(x) = &external {
+        x.stop();
+    }
     let _ = server.stop();
     // Close the gate (requests that slipped past `accepting` are refused),
     // let running ones finish, then flush.

@@ -122,6 +122,8 @@ pub struct PersistenceHandle {
     addr: Addr<Persistence>,
     inflight: Arc<AtomicUsize>,
     paused: Arc<std::sync::atomic::AtomicBool>,
+    /// Other agents' memory servers that also receive published records.
+    external: Option<Arc<crate::bus::external::ExternalBus>>,
 }
 
 struct InflightGuard(Arc<AtomicUsize>);
@@ -137,7 +139,21 @@ impl PersistenceHandle {
             addr,
             inflight: Arc::new(AtomicUsize::new(0)),
             paused: Arc::default(),
+            external: None,
         }
+    }
+
+    /// Also offer every published record to these external targets.
+    pub fn with_external(
+        mut self,
+        external: Option<Arc<crate::bus::external::ExternalBus>>,
+    ) -> Self {
+        self.external = external;
+        self
+    }
+
+    pub fn external(&self) -> Option<&Arc<crate::bus::external::ExternalBus>> {
+        self.external.as_ref()
     }
 
     pub fn addr(&self) -> &Addr<Persistence> {
@@ -166,6 +182,9 @@ impl PersistenceHandle {
     }
 
     pub async fn publish(&self, namespace: &str, key: &str, value: Value) -> Result<()> {
+        if let Some(x) = &self.external {
+            x.offer(namespace, key, &value);
+        }
         self.addr
             .send(Publish {
                 namespace: namespace.to_string(),

@@ -171,6 +171,9 @@ impl StatusActor {
                         writes: record.writes_total,
                         reads: record.reads_total,
                     });
+                    if let Some(x) = persistence.external() {
+                        board.set_record("external_bus", x.status());
+                    }
                     let now_ms = chrono::Utc::now().timestamp_millis();
                     let vector_storage = json!({
                         "vectors_stored": record.vectors_stored,

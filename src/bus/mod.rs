@@ -7,6 +7,7 @@
 //! every read at once (against the injected [`Clock`]) and removed
 //! physically by the `memory` column family's compaction filter.
 
+pub mod external;
 mod search;
 pub mod tools;
 

@@ -33,7 +33,10 @@ pub fn start_full(
     let mut cmd = Command::new(BIN);
     cmd.args(global_args);
     cmd.stderr(stderr);
-    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    cmd.arg("serve");
+    if !extra_args.contains(&"--listen") {
+        cmd.args(["--listen", "127.0.0.1:0"]);
+    }
     if !extra_args.contains(&"--log-level") {
         cmd.args(["--log-level", "warn"]);
     }
