@@ -49,6 +49,19 @@ impl Out {
     }
 }
 
+/// The samples of an exposition as `{"name{labels}": value}` (for
+/// `stats --detailed`: the same numbers as `/metrics`).
+pub fn samples(text: &str) -> serde_json::Map<String, serde_json::Value> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            let v: f64 = value.parse().ok()?;
+            Some((name.to_string(), serde_json::json!(v)))
+        })
+        .collect()
+}
+
 /// Render every metric (blocking: RocksDB properties and statvfs).
 pub fn render(engine: &Engine, board: &StatusBoard, data_dir: &Path) -> String {
     let st = engine.stats();

@@ -68,6 +68,14 @@ const fn default_scan_limit() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct NoParams {}
 
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StorageStatsParams {
+    /// Add every metric of `GET /metrics` (as name → value).
+    #[serde(default)]
+    pub detailed: bool,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CollectionCreateParams {
@@ -212,7 +220,7 @@ ops! {
     StorageRead(StorageReadParams) => "storage_read",
     StorageDelete(StorageDeleteParams) => "storage_delete",
     StorageScan(StorageScanParams) => "storage_scan",
-    StorageStats(NoParams) => "storage_stats",
+    StorageStats(StorageStatsParams) => "storage_stats",
     CollectionCreate(CollectionCreateParams) => "collection_create",
     CollectionList(NoParams) => "collection_list",
     VectorUpsert(VectorUpsertParams) => "vector_upsert",
@@ -312,7 +320,7 @@ pub fn execute(s: &Shared, op: Op) -> Result<Value> {
             Ok(json!({"deleted": existed, "requested": keys.len()}))
         }
         Op::StorageScan(p) => Ok(json!(e.kv_scan(&p.prefix, p.limit, p.cursor.as_deref())?)),
-        Op::StorageStats(_) => storage_stats(e, s),
+        Op::StorageStats(p) => storage_stats(e, s, p.detailed),
         Op::CollectionCreate(p) => {
             let (info, created) = e.collection_create(&p.name, p.dimension, p.metric)?;
             Ok(json!({"collection": info, "created": created}))
@@ -376,7 +384,7 @@ pub fn execute(s: &Shared, op: Op) -> Result<Value> {
     }
 }
 
-fn storage_stats(e: &crate::engine::Engine, s: &Shared) -> Result<Value> {
+fn storage_stats(e: &crate::engine::Engine, s: &Shared, detailed: bool) -> Result<Value> {
     let st = e.stats();
     let key_estimate = |name: &str| {
         st.column_families
@@ -392,6 +400,10 @@ fn storage_stats(e: &crate::engine::Engine, s: &Shared) -> Result<Value> {
         "memory_entries_estimate": key_estimate("memory"),
         "actors": s.status.snapshot(),
         "records": s.status.records(),
+        "metrics": detailed.then(|| {
+            let data_dir = e.path().parent().unwrap_or(e.path());
+            crate::metrics::samples(&crate::metrics::render(e, &s.status, data_dir))
+        }),
     }))
 }
 

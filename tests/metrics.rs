@@ -89,6 +89,25 @@ async fn metrics_scrape_is_valid_and_counts_work() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // `stats --detailed` carries the same metrics (and the plain form does not).
+    let detailed = ok(&c, "storage_stats", json!({"detailed": true})).await;
+    let m = &detailed["metrics"];
+    assert!(
+        m["ruvector_storage_wal_sync_seconds_count"]
+            .as_f64()
+            .unwrap()
+            >= 20.0,
+        "{m}"
+    );
+    assert_eq!(m["ruvector_storage_snapshots"], 1.0);
+    assert!(m["ruvector_storage_block_cache_hit_ratio"].is_number());
+    assert!(ok(&c, "storage_stats", json!({})).await["metrics"].is_null());
+    let (code, out, e) = cli(&["stats", "--detailed", "--connect", &d.url]);
+    assert_eq!(code, 0, "{e}");
+    assert!(
+        out.contains("ruvector_storage_wal_sync_seconds_count") && out.contains("actors"),
+        "{out}"
+    );
     // JSON-RPC on the same port is unaffected.
     assert_eq!(
         ok(&c, "storage_read", json!({"key": "k1"})).await["value"],

@@ -272,7 +272,7 @@ client_commands! {
 /// `stats [--detailed]`: `storage_stats`, rendered with more or less detail.
 #[derive(Debug, Args)]
 pub struct Stats {
-    /// Include column families and actor states.
+    /// Include column families, actor states, published records and every metric.
     #[arg(long)]
     pub detailed: bool,
     #[command(flatten)]
@@ -425,7 +425,12 @@ pub async fn run_client(command: Command) -> Result<String> {
         Command::Scan(c) => send(&c).await,
         Command::Health(c) => send(&c).await,
         Command::Stats(s) => {
-            let v = call(&s.conn, "storage_stats", Value::Object(Default::default())).await?;
+            let v = call(
+                &s.conn,
+                "storage_stats",
+                serde_json::json!({"detailed": s.detailed}),
+            )
+            .await?;
             Ok(output::render(&s.conn, "storage_stats", &v, s.detailed))
         }
         Command::Memory(m) => match m {

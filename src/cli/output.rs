@@ -76,6 +76,12 @@ pub fn render(conn: &Conn, method: &str, v: &Value, detailed: bool) -> String {
                 }
                 out.push_str("\n\nactors\n");
                 out.push_str(&pretty(&v["actors"]));
+                out.push_str("\n\nrecords (also on the memory bus)\n");
+                out.push_str(&pretty(&v["records"]));
+                out.push_str("\n\nmetrics (as on GET /metrics)");
+                for (name, value) in v["metrics"].as_object().into_iter().flatten() {
+                    out.push_str(&format!("\n{name:<60} {value}"));
+                }
             }
             out
         }
