@@ -58,6 +58,16 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// The memory bus: where else the daemon's records are published.
     pub bus: BusConfig,
+    /// Backups to object storage.
+    pub backup: BackupConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BackupConfig {
+    /// Default target URL. Unset: `<data-dir>/backups`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -158,6 +168,7 @@ impl Default for Config {
             auth: Default::default(),
             tls: None,
             bus: BusConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }

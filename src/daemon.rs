@@ -115,7 +115,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let status = actix::Supervisor::start(move |_| StatusActor::new(p2, b2, every));
 
     let snapshots = SnapshotActor::new(
-        snapshots_store,
+        snapshots_store.clone(),
         shared.engine.clone(),
         Arc::new(config.clone()),
         board.clone(),
@@ -143,10 +143,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             let _ = hup_scheduler.send(Reload).await;
         }
     });
+    let backups = crate::actors::BackupActor::new(
+        shared.engine.clone(),
+        Arc::new(config.clone()),
+        board.clone(),
+        snapshots.clone(),
+        snapshots_store.clone(),
+    )
+    .start();
     let router = Router {
         persistence: persistence.clone(),
         snapshots,
         scheduler,
+        backups,
     };
     let auth = crate::auth::Authenticator::from_config(&config.auth)?.map(Arc::new);
     let tls = match &config.tls {

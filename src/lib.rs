@@ -8,6 +8,7 @@
 //! | module      | its one job                                                          |
 //! |-------------|----------------------------------------------------------------------|
 //! | [`auth`]    | bearer tokens, namespace grants, constant-time token checks          |
+//! | [`backup`]  | backups to object storage: content-addressed objects, manifests, verify, restore |
 //! | [`config`]  | layered configuration (defaults → TOML → env → flags), validation    |
 //! | [`error`]   | the public error: kind, retryability, message                        |
 //! | [`clock`]   | time as a dependency (TTL tests use a manual clock)                   |
@@ -32,6 +33,7 @@
 
 pub mod actors;
 pub mod auth;
+pub mod backup;
 pub mod bench;
 pub mod bus;
 pub mod cdc;

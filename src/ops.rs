@@ -186,6 +186,63 @@ pub struct SnapshotPruneParams {
     pub policy: crate::snapshot::retention::Policy,
 }
 
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BackupCreateParams {
+    /// Target URL (file:///…, s3://…, az://…, gs://…). Default: `[backup]
+    /// destination`, else `<data-dir>/backups`.
+    #[serde(default)]
+    pub destination: Option<String>,
+    /// Upload every object even if the target has it.
+    #[serde(default)]
+    pub full: bool,
+    /// Skip objects the target already has (the default).
+    #[serde(default)]
+    pub incremental: bool,
+    /// Default: `backup-YYYYMMDD-HHMMSS-mmm`.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BackupListParams {
+    #[serde(default)]
+    pub location: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BackupVerifyParams {
+    #[serde(default)]
+    pub location: Option<String>,
+    /// Default: the newest backup.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Download, decode and checksum every object.
+    #[serde(default, alias = "read-data")]
+    pub read_data: bool,
+    /// ... or this share of them, e.g. "10%".
+    #[serde(default, alias = "read-data-subset")]
+    pub read_data_subset: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRestoreParams {
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Default: the newest backup.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Restore into this (absolute) directory instead of the running daemon.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Replace a non-empty `to`.
+    #[serde(default)]
+    pub force: bool,
+}
+
 /// Declares the operations: `Variant(Params) => "method_name"`.
 macro_rules! ops {
     ($( $variant:ident($params:ty) => $method:literal, )*) => {
@@ -242,6 +299,10 @@ ops! {
     SnapshotVerify(SnapshotVerifyParams) => "snapshot_verify",
     SnapshotPrune(SnapshotPruneParams) => "snapshot_prune",
     ScheduleList(NoParams) => "schedule_list",
+    BackupCreate(BackupCreateParams) => "backup_create",
+    BackupList(BackupListParams) => "backup_list",
+    BackupVerify(BackupVerifyParams) => "backup_verify",
+    BackupRestore(BackupRestoreParams) => "backup_restore",
 }
 
 /// Which actor serves an operation.
@@ -250,6 +311,7 @@ pub enum Route {
     Persistence,
     Snapshot,
     Scheduler,
+    Backup,
 }
 
 /// Why a request could not even be turned into an [`Op`].
@@ -269,6 +331,10 @@ impl Op {
             | Op::SnapshotVerify(_)
             | Op::SnapshotPrune(_) => Route::Snapshot,
             Op::ScheduleList(_) => Route::Scheduler,
+            Op::BackupCreate(_)
+            | Op::BackupList(_)
+            | Op::BackupVerify(_)
+            | Op::BackupRestore(_) => Route::Backup,
             _ => Route::Persistence,
         }
     }
@@ -366,7 +432,11 @@ pub fn execute(s: &Shared, op: Op) -> Result<Value> {
         | Op::SnapshotDelete(_)
         | Op::SnapshotVerify(_)
         | Op::SnapshotPrune(_)
-        | Op::ScheduleList(_)) => Err(Error::internal(format!(
+        | Op::ScheduleList(_)
+        | Op::BackupCreate(_)
+        | Op::BackupList(_)
+        | Op::BackupVerify(_)
+        | Op::BackupRestore(_)) => Err(Error::internal(format!(
             "{} is served by the {:?} actor, not the persistence actor",
             other.method(),
             other.route()

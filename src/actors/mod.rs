@@ -3,11 +3,13 @@
 //! `status`). The [`Router`] sends each operation to the actor that serves
 //! it; later actors (backup, compaction, tiering) slot in the same way.
 
+mod backup_actor;
 mod persistence;
 mod scheduler_actor;
 mod snapshot_actor;
 mod status_actor;
 
+pub use backup_actor::{default_destination, BackupActor, BackupCmd};
 pub use persistence::{Execute, Flush, Persistence, PersistenceHandle, Publish};
 pub use scheduler_actor::{ListJobs, Reload, ScheduleSource, SchedulerActor};
 pub use snapshot_actor::{SnapshotActor, SnapshotCmd};
@@ -25,6 +27,7 @@ pub struct Router {
     pub persistence: PersistenceHandle,
     pub snapshots: Addr<SnapshotActor>,
     pub scheduler: Addr<SchedulerActor>,
+    pub backups: Addr<BackupActor>,
 }
 
 impl Router {
@@ -39,6 +42,11 @@ impl Router {
                 .send(SnapshotCmd(op))
                 .await
                 .map_err(|e| gone("snapshot", e))?,
+            Route::Backup => self
+                .backups
+                .send(BackupCmd(op))
+                .await
+                .map_err(|e| gone("backup", e))?,
             Route::Scheduler => self
                 .scheduler
                 .send(ListJobs)

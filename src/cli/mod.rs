@@ -253,6 +253,37 @@ client_commands! {
     }
     /// Jobs with last run, next run and last result.
     ScheduleList => "schedule_list" {}
+    /// Back up the store to object storage.
+    BackupCreate => "backup_create" {
+        /// file:///abs/dir, s3://bucket/prefix, az://container/prefix, gs://bucket/prefix.
+        #[arg(long)] destination: Option<String>,
+        /// Upload every object even if the target has it.
+        #[arg(long, conflicts_with = "incremental")] full: bool,
+        /// Skip objects the target already has (the default).
+        #[arg(long)] incremental: bool,
+        #[arg(long)] name: Option<String>,
+    }
+    /// Backups in a location, oldest first.
+    BackupList => "backup_list" {
+        #[arg(long)] location: Option<String>,
+    }
+    /// Check a backup's objects; exit 5 when one is bad.
+    BackupVerify => "backup_verify" {
+        #[arg(long)] location: Option<String>,
+        #[arg(long)] name: Option<String>,
+        /// Download and checksum every object.
+        #[arg(long, conflicts_with = "read_data_subset")] read_data: bool,
+        /// Download and checksum this share, e.g. 10%.
+        #[arg(long, value_name = "P%")] read_data_subset: Option<String>,
+    }
+    /// Restore a backup into the running daemon, or into --to PATH.
+    BackupRestore => "backup_restore" {
+        #[arg(long)] from: Option<String>,
+        #[arg(long)] name: Option<String>,
+        /// An empty directory (or --force) to restore into instead of the daemon.
+        #[arg(long)] to: Option<String>,
+        #[arg(long)] force: bool,
+    }
     /// Stream changes (one JSON line each) as they are committed; resume
     /// with --from-sequence <last sequence seen>.
     WalTail => "storage_subscribeChanges" {
@@ -322,6 +353,9 @@ pub enum Command {
     /// Cron jobs.
     #[command(subcommand)]
     Schedule(ScheduleCmd),
+    /// Backups to object storage.
+    #[command(subcommand)]
+    Backup(BackupCmd),
     /// Measure ingest, durable writes, reads and snapshots (see README).
     Bench(crate::bench::BenchArgs),
 }
@@ -359,6 +393,26 @@ pub enum WalCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum BackupCmd {
+    Create(BackupCreate),
+    List(BackupList),
+    Verify(BackupVerify),
+    Restore(BackupRestore),
+}
+
+/// A local path given on the command line, made absolute (the daemon runs
+/// elsewhere); URLs pass through.
+fn absolute(p: &mut Option<String>) -> Result<()> {
+    if let Some(v) = p.as_mut() {
+        if !v.contains("://") {
+            let abs = std::path::absolute(&*v).map_err(|e| Error::invalid(format!("{v}: {e}")))?;
+            *v = abs.display().to_string();
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ScheduleCmd {
     List(ScheduleList),
 }
@@ -376,7 +430,7 @@ async fn send<C: ClientCommand>(cmd: &C) -> Result<String> {
     let params = serde_json::to_value(cmd).map_err(|e| Error::internal(e.to_string()))?;
     let v = call(cmd.conn(), C::METHOD, params).await?;
     let text = output::render(cmd.conn(), C::METHOD, &v, false);
-    if C::METHOD == "snapshot_verify" && v["ok"] == false {
+    if (C::METHOD == "snapshot_verify" || C::METHOD == "backup_verify") && v["ok"] == false {
         return Err(Error::corruption(text));
     }
     Ok(text)
@@ -458,6 +512,25 @@ pub async fn run_client(command: Command) -> Result<String> {
         Command::Wal(WalCmd::Checkpoint(c)) => send(&c).await,
         Command::Wal(WalCmd::Tail(c)) => tail(&c).await,
         Command::Schedule(ScheduleCmd::List(c)) => send(&c).await,
+        Command::Backup(b) => match b {
+            BackupCmd::Create(mut c) => {
+                absolute(&mut c.destination)?;
+                send(&c).await
+            }
+            BackupCmd::List(mut c) => {
+                absolute(&mut c.location)?;
+                send(&c).await
+            }
+            BackupCmd::Verify(mut c) => {
+                absolute(&mut c.location)?;
+                send(&c).await
+            }
+            BackupCmd::Restore(mut c) => {
+                absolute(&mut c.from)?;
+                absolute(&mut c.to)?;
+                send(&c).await
+            }
+        },
         other => Err(Error::internal(format!("not a client command: {other:?}"))),
     }
 }

@@ -187,7 +187,7 @@ fn cf_options(config: &Config, cache: &Cache, cf: Cf) -> Options {
 }
 
 /// DB options and column family descriptors for a store (live or snapshot).
-fn descriptors(config: &Config) -> (Options, Vec<ColumnFamilyDescriptor>) {
+pub(crate) fn descriptors(config: &Config) -> (Options, Vec<ColumnFamilyDescriptor>) {
     let mut db_opts = Options::default();
     db_opts.create_if_missing(true);
     db_opts.create_missing_column_families(true);

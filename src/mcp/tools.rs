@@ -123,6 +123,17 @@ pub fn all() -> Vec<Tool> {
                 "keep-within":{"type":"string","description":"e.g. 36h, 7d, 2w"}}}), false),
         tool("schedule_list", "Cron jobs with last run, next run and last result.",
             json!({"type":"object","properties":{}}), true),
+        tool("backup_create", "Back up the store to object storage (file://, s3://, az://, gs://): content-addressed objects, so unchanged files are not uploaded again; the manifest is written last.",
+            json!({"type":"object","properties":{"destination":s(),"name":s(),
+                "full":{"type":"boolean","default":false},"incremental":{"type":"boolean","default":true}}}), false),
+        tool("backup_list", "List the backups in a location, oldest first.",
+            json!({"type":"object","properties":{"location":s()}}), true),
+        tool("backup_verify", "Check a backup's objects (presence and size; with read_data every SHA-256, or a share with read_data_subset like \"10%\").",
+            json!({"type":"object","properties":{"location":s(),"name":s(),
+                "read_data":{"type":"boolean","default":false},"read_data_subset":s()}}), true),
+        tool("backup_restore", "Restore a backup (default: the newest) into the running daemon, or into an empty directory with to.",
+            json!({"type":"object","properties":{"from":s(),"name":s(),"to":s(),
+                "force":{"type":"boolean","default":false}}}), false),
     ]
 }
 

@@ -169,7 +169,8 @@ fn io_err(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error 
     move |e| Error::io(format!("{what}: {e}"))
 }
 
-fn fsync_dir(dir: &Path) -> Result<()> {
+/// fsync a directory (so renames and new entries in it are durable).
+pub fn fsync_dir(dir: &Path) -> Result<()> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(format!("syncing {}", dir.display())))

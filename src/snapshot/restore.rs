@@ -38,11 +38,7 @@ fn io_err(what: String) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::io(format!("{what}: {e}"))
 }
 
-fn fsync_dir(dir: &Path) -> Result<()> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(format!("syncing {}", dir.display())))
-}
+use super::fsync_dir;
 
 /// Remove leftovers of an interrupted restore. Called before the store opens.
 pub fn recover(data_dir: &Path) -> Result<()> {
@@ -120,5 +116,10 @@ fn exchange(a: &Path, b: &Path) -> Result<()> {
 /// Step 3 after a successful swap: drop the replaced store (the undo
 /// snapshot holds it).
 pub fn discard_replaced(data_dir: &Path) -> Result<()> {
-    recover(data_dir)
+    let tmp = data_dir.join(RESTORE_TMP);
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(io_err(format!("removing {}", tmp.display())))?;
+        fsync_dir(data_dir)?;
+    }
+    Ok(())
 }

@@ -1,0 +1,425 @@
+//! The backup actor: backups to object storage, their verification and
+//! restores. A backup cuts a checkpoint of its own (in
+//! `<data>/backup-staging/`), reads its exact sequence from a read-only
+//! open, uploads it ([`crate::backup`]) and deletes it. A restore into the
+//! running daemon downloads into a snapshot directory and hands it to the
+//! snapshot actor's restore (quiesce, undo snapshot, atomic swap). A
+//! restore `--to PATH` is built beside the path, opened read-only to prove
+//! it is a store, and only then renamed into place.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use serde_json::{json, Value};
+
+use super::{SnapshotActor, SnapshotCmd};
+use crate::backup::{self, BackupManifest, Target};
+use crate::clock::{iso_ms, Clock, SystemClock};
+use crate::config::Config;
+use crate::engine::EngineSlot;
+use crate::error::{Error, Result};
+use crate::ops::{Op, SnapshotNameParams};
+use crate::snapshot::{self, Kind, SnapshotStore};
+use crate::status::StatusBoard;
+
+/// One backup operation (an `Op` routed to [`Route::Backup`](crate::ops::Route)).
+#[derive(Message)]
+#[rtype(result = "Result<Value>")]
+pub struct BackupCmd(pub Op);
+
+#[derive(Clone)]
+struct Ctx {
+    slot: Arc<EngineSlot>,
+    config: Arc<Config>,
+    board: Arc<StatusBoard>,
+    snapshots: Addr<SnapshotActor>,
+    snapshot_store: Arc<SnapshotStore>,
+    /// One backup or restore at a time.
+    busy: Arc<tokio::sync::Mutex<()>>,
+}
+
+pub struct BackupActor {
+    ctx: Ctx,
+}
+
+impl BackupActor {
+    pub fn new(
+        slot: Arc<EngineSlot>,
+        config: Arc<Config>,
+        board: Arc<StatusBoard>,
+        snapshots: Addr<SnapshotActor>,
+        snapshot_store: Arc<SnapshotStore>,
+    ) -> Self {
+        BackupActor {
+            ctx: Ctx {
+                slot,
+                config,
+                board,
+                snapshots,
+                snapshot_store,
+                busy: Arc::default(),
+            },
+        }
+    }
+}
+
+impl Actor for BackupActor {
+    type Context = Context<Self>;
+    fn started(&mut self, _: &mut Context<Self>) {
+        self.ctx.board.set_state("backup", "running");
+        let _ = std::fs::remove_dir_all(staging_root(&self.ctx.config));
+    }
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.ctx.board.set_state("backup", "stopped");
+    }
+}
+
+impl Handler<BackupCmd> for BackupActor {
+    type Result = ResponseFuture<Result<Value>>;
+    fn handle(&mut self, msg: BackupCmd, _: &mut Context<Self>) -> Self::Result {
+        Box::pin(run(self.ctx.clone(), msg.0))
+    }
+}
+
+fn staging_root(config: &Config) -> PathBuf {
+    config.data_dir.join("backup-staging")
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("backup task failed: {e}")))?
+}
+
+/// The default destination: `<data-dir>/backups` (absolute).
+pub fn default_destination(config: &Config) -> Result<String> {
+    if let Some(d) = &config.backup.destination {
+        return Ok(d.clone());
+    }
+    let dir = std::path::absolute(config.data_dir.join("backups"))
+        .map_err(|e| Error::io(format!("resolving the backup directory: {e}")))?;
+    Ok(format!("file://{}", dir.display()))
+}
+
+fn target(c: &Ctx, url: Option<&str>) -> Result<Target> {
+    let url = match url {
+        Some(u) => u.to_string(),
+        None => default_destination(&c.config)?,
+    };
+    Target::open(&url)
+}
+
+/// `"10%"` or `"10"` → 0.10.
+fn subset(p: &str) -> Result<f64> {
+    let n: f64 = p.trim().trim_end_matches('%').parse().map_err(|_| {
+        Error::invalid(format!(
+            "read-data-subset {p:?}: expected a percentage like 10%"
+        ))
+    })?;
+    if !(0.0..=100.0).contains(&n) || n == 0.0 {
+        return Err(Error::invalid(format!(
+            "read-data-subset {p:?}: must be in (0, 100]%"
+        )));
+    }
+    Ok(n / 100.0)
+}
+
+async fn run(c: Ctx, op: Op) -> Result<Value> {
+    let method = op.method();
+    let started = Instant::now();
+    let result = match op {
+        Op::BackupList(p) => {
+            let t = target(&c, p.location.as_deref())?;
+            let list = t.list().await?;
+            let rows: Vec<Value> = list.iter().map(summary).collect();
+            Ok(json!({"location": t.url, "backups": rows, "count": rows.len()}))
+        }
+        Op::BackupVerify(p) => {
+            let t = target(&c, p.location.as_deref())?;
+            let m = t.resolve(p.name.as_deref()).await?;
+            let fraction = match (&p.read_data, &p.read_data_subset) {
+                (true, None) => 1.0,
+                (false, Some(s)) => subset(s)?,
+                (false, None) => 0.0,
+                (true, Some(_)) => {
+                    return Err(Error::invalid(
+                        "give either read-data or read-data-subset, not both",
+                    ))
+                }
+            };
+            let r = t.verify(&m, fraction).await?;
+            Ok(json!(r))
+        }
+        Op::BackupCreate(p) => {
+            let _busy = c.busy.lock().await;
+            create(&c, p).await
+        }
+        Op::BackupRestore(p) => {
+            let _busy = c.busy.lock().await;
+            restore(&c, p).await
+        }
+        other => Err(Error::internal(format!(
+            "{} is not a backup operation",
+            other.method()
+        ))),
+    };
+    if method != "backup_list" && method != "backup_verify" {
+        let mut record = c
+            .board
+            .records()
+            .get("backup")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        record["last_operation"] = json!({"operation": method, "ok": result.is_ok(),
+            "error": result.as_ref().err().map(|e| e.message.clone()),
+            "duration_ms": started.elapsed().as_secs_f64() * 1000.0,
+            "at": iso_ms(SystemClock.now_ms())});
+        if method == "backup_create" {
+            record["last_result"] = json!(if result.is_ok() { "ok" } else { "failed" });
+            if let Ok(v) = &result {
+                record["last_backup"] = v["name"].clone();
+                record["last_backup_at_ms"] = v["created_at_ms"].clone();
+                record["bytes_uploaded"] = v["uploaded_bytes"].clone();
+                record["destination"] = v["destination"].clone();
+            }
+        }
+        c.board.set_record("backup", record);
+        if let Err(e) = &result {
+            c.board.record_error("backup", &format!("{method}: {e}"));
+        }
+    }
+    result
+}
+
+fn summary(m: &BackupManifest) -> Value {
+    json!({"name": m.name, "kind": m.kind, "parent": m.parent, "created_at": m.created_at,
+        "created_at_ms": m.created_at_ms, "first_sequence": m.first_sequence, "sequence": m.sequence,
+        "files": m.files.len(), "total_bytes": m.total_bytes, "uploaded_bytes": m.uploaded_bytes,
+        "uploaded_objects": m.uploaded_objects})
+}
+
+async fn create(c: &Ctx, p: crate::ops::BackupCreateParams) -> Result<Value> {
+    let started = Instant::now();
+    if p.full && p.incremental {
+        return Err(Error::invalid("give either full or incremental, not both"));
+    }
+    let t = target(c, p.destination.as_deref())?;
+    let name = p
+        .name
+        .clone()
+        .unwrap_or_else(|| snapshot::default_name("backup", SystemClock.now_ms()));
+    if t.exists(&name).await? {
+        return Err(Error::exists(format!(
+            "backup {name:?} already exists in {}",
+            t.url
+        )));
+    }
+    let stage = staging_root(&c.config).join(&name);
+    let (c2, stage2) = (c.clone(), stage.clone());
+    // Checkpoint, exact sequence from a read-only open, CRC32C per file.
+    let cut = blocking(move || {
+        let _ = std::fs::remove_dir_all(&stage2);
+        if let Some(parent) = stage2.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io(format!("{}: {e}", parent.display())))?;
+        }
+        let engine = c2.slot.get()?;
+        rocksdb::checkpoint::Checkpoint::new(engine.db())?
+            .create_checkpoint(&stage2)
+            .map_err(|e| Error::from(e).context("backup checkpoint"))?;
+        drop(engine);
+        let sequence = checkpoint_sequence(&stage2, &c2.config)?;
+        let mut files = Vec::new();
+        let mut names: Vec<String> = std::fs::read_dir(&stage2)
+            .map_err(|e| Error::io(format!("{}: {e}", stage2.display())))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for n in names {
+            let (crc, _) = snapshot::crc32c_file(&stage2.join(&n))
+                .map_err(|e| Error::io(format!("{n}: {e}")))?;
+            files.push((n, format!("{crc:08x}")));
+        }
+        Ok((sequence, files))
+    })
+    .await;
+    let result = match cut {
+        Ok((sequence, files)) => {
+            t.upload(
+                &stage,
+                &files,
+                &name,
+                sequence,
+                p.full,
+                SystemClock.now_ms(),
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    let _ = std::fs::remove_dir_all(&stage);
+    let m = result?;
+    let mut v = summary(&m);
+    v["destination"] = json!(t.url);
+    v["duration_ms"] = json!(started.elapsed().as_secs_f64() * 1000.0);
+    v["mb_per_s"] = json!(m.total_bytes as f64 / 1e6 / started.elapsed().as_secs_f64().max(1e-9));
+    Ok(v)
+}
+
+/// The last sequence of a checkpoint, from a read-only open.
+fn checkpoint_sequence(dir: &Path, config: &Config) -> Result<u64> {
+    let (mut opts, cfs) = crate::engine::descriptors(config);
+    opts.create_if_missing(false);
+    let db = rocksdb::DB::open_cf_descriptors_read_only(&opts, dir, cfs, false)?;
+    Ok(db.latest_sequence_number())
+}
+
+async fn restore(c: &Ctx, p: crate::ops::BackupRestoreParams) -> Result<Value> {
+    let started = Instant::now();
+    let t = target(c, p.from.as_deref())?;
+    let m = t.resolve(p.name.as_deref()).await?;
+    match &p.to {
+        Some(to) => restore_to_path(c, &t, &m, Path::new(to), p.force, started).await,
+        None => restore_live(c, &t, &m, started).await,
+    }
+}
+
+async fn restore_to_path(
+    c: &Ctx,
+    t: &Target,
+    m: &BackupManifest,
+    to: &Path,
+    force: bool,
+    started: Instant,
+) -> Result<Value> {
+    if !to.is_absolute() {
+        return Err(Error::invalid(format!(
+            "--to {}: must be an absolute path",
+            to.display()
+        )));
+    }
+    let live = std::path::absolute(&c.config.data_dir).unwrap_or(c.config.data_dir.clone());
+    if to.starts_with(&live) {
+        return Err(Error::invalid(format!(
+            "--to {} is inside the daemon's data dir; restore into the running daemon without --to instead",
+            to.display()
+        )));
+    }
+    if !backup::is_empty_dir(to)? && !force {
+        return Err(Error::invalid(format!(
+            "{} is not empty; pass --force to replace it (nothing was changed)",
+            to.display()
+        )));
+    }
+    let partial = backup::partial_path(to);
+    let _ = std::fs::remove_dir_all(&partial);
+    let bytes = match t.download(m, &partial).await {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&partial);
+            return Err(e.context(format!(
+                "restoring backup {:?}; nothing was written to {}",
+                m.name,
+                to.display()
+            )));
+        }
+    };
+    let (config, partial2, to2) = (c.config.clone(), partial.clone(), to.to_path_buf());
+    let keys = blocking(move || {
+        let keys = crate::engine::read_all_read_only(&partial2, &config)
+            .map_err(|e| e.context("the restored files do not open as a store"))?;
+        // Only now does anything appear at `to`.
+        if to2.exists() {
+            let old = to2.with_file_name(format!(
+                ".{}.old-{}",
+                to2.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                std::process::id()
+            ));
+            std::fs::rename(&to2, &old)
+                .map_err(|e| Error::io(format!("moving {} aside: {e}", to2.display())))?;
+            std::fs::rename(&partial2, &to2)
+                .map_err(|e| Error::io(format!("{}: {e}", to2.display())))?;
+            let _ = std::fs::remove_dir_all(&old);
+        } else {
+            std::fs::rename(&partial2, &to2)
+                .map_err(|e| Error::io(format!("{}: {e}", to2.display())))?;
+        }
+        if let Some(parent) = to2.parent() {
+            snapshot::fsync_dir(parent)?;
+        }
+        Ok(keys)
+    })
+    .await;
+    if keys.is_err() {
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    let keys = keys?;
+    Ok(
+        json!({"restored": m.name, "to": to.display().to_string(), "sequence": m.sequence,
+        "files": m.files.len(), "bytes": bytes, "keys": keys,
+        "duration_ms": started.elapsed().as_secs_f64() * 1000.0}),
+    )
+}
+
+/// Download into a snapshot and let the snapshot actor swap it in.
+async fn restore_live(c: &Ctx, t: &Target, m: &BackupManifest, started: Instant) -> Result<Value> {
+    let now = SystemClock.now_ms();
+    let snap = snapshot::default_name(&format!("restore-{}", m.name), now);
+    let final_dir = c.snapshot_store.dir(&snap);
+    let tmp = c.snapshot_store.root().join(format!(".tmp-{snap}"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let downloaded = t.download(m, &tmp).await;
+    let published = downloaded.and_then(|bytes| {
+        let manifest = snapshot::Manifest {
+            format_version: snapshot::FORMAT_VERSION,
+            name: snap.clone(),
+            kind: Kind::Manual,
+            created_at: iso_ms(now),
+            created_at_ms: now,
+            latest_sequence: m.sequence,
+            files: m
+                .files
+                .iter()
+                .map(|f| snapshot::FileEntry {
+                    name: f.name.clone(),
+                    size: f.size,
+                    crc32c: f.crc32c.clone(),
+                })
+                .collect(),
+            total_bytes: m.total_bytes,
+        };
+        let body =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| Error::internal(e.to_string()))?;
+        crate::daemon::write_atomic(&tmp.join(snapshot::MANIFEST), &body)?;
+        std::fs::rename(&tmp, &final_dir)
+            .map_err(|e| Error::io(format!("publishing {}: {e}", final_dir.display())))?;
+        Ok(bytes)
+    });
+    let bytes = match published {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e.context(format!(
+                "restoring backup {:?}; the live store is unchanged",
+                m.name
+            )));
+        }
+    };
+    let restored = c
+        .snapshots
+        .send(SnapshotCmd(Op::SnapshotRestore(SnapshotNameParams {
+            name: snap.clone(),
+        })))
+        .await
+        .map_err(|e| Error::unavailable(format!("snapshot actor is not running: {e}")))??;
+    Ok(
+        json!({"restored": m.name, "into": "daemon", "sequence": m.sequence, "via_snapshot": snap,
+        "undo_snapshot": restored["undo_snapshot"], "files": m.files.len(), "bytes": bytes,
+        "duration_ms": started.elapsed().as_secs_f64() * 1000.0}),
+    )
+}

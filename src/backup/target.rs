@@ -1,0 +1,114 @@
+//! Where backups go: a URL resolved to an `object_store` and a prefix.
+//!
+//! | URL                          | store                                         | credentials (standard environment)       |
+//! |------------------------------|-----------------------------------------------|------------------------------------------|
+//! | `file:///abs/dir` or a path  | local filesystem (created if missing)          | —                                        |
+//! | `s3://bucket/prefix`         | S3 and S3-compatible (`AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`) | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, … |
+//! | `az://container/prefix`      | Azure Blob (`AZURE_STORAGE_USE_EMULATOR`, `AZURITE_BLOB_STORAGE_URL`) | `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, … |
+//! | `gs://bucket/prefix`         | Google Cloud Storage                           | `GOOGLE_SERVICE_ACCOUNT`, …              |
+
+use std::path::Path;
+use std::sync::Arc;
+
+use object_store::path::Path as ObjPath;
+use object_store::ObjectStore;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: String,
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: ObjPath,
+}
+
+impl Target {
+    /// Resolve a destination. A bare path is a local directory.
+    pub fn open(url: &str) -> Result<Target> {
+        // object_store's HTTP client uses rustls without a bundled provider.
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+        let bad = |why: String| Error::invalid(format!("backup location {url:?}: {why}"));
+        if !url.contains("://") {
+            return Self::local(Path::new(url), url);
+        }
+        let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+        let prefix = ObjPath::from_url_path(parsed.path()).map_err(|e| bad(e.to_string()))?;
+        let store: Arc<dyn ObjectStore> = match parsed.scheme() {
+            "file" => return Self::local(Path::new(parsed.path()), url),
+            "s3" | "s3a" => Arc::new(
+                object_store::aws::AmazonS3Builder::from_env()
+                    .with_url(url)
+                    .build()
+                    .map_err(|e| bad(e.to_string()))?,
+            ),
+            "az" | "azure" | "abfs" | "abfss" => Arc::new(
+                object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_url(url)
+                    .build()
+                    .map_err(|e| bad(e.to_string()))?,
+            ),
+            "gs" => Arc::new(
+                object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_url(url)
+                    .build()
+                    .map_err(|e| bad(e.to_string()))?,
+            ),
+            other => {
+                return Err(bad(format!(
+                    "scheme {other}:// is not supported (use file://, s3://, az:// or gs://)"
+                )))
+            }
+        };
+        Ok(Target {
+            url: url.to_string(),
+            store,
+            prefix,
+        })
+    }
+
+    fn local(dir: &Path, url: &str) -> Result<Target> {
+        if !dir.is_absolute() {
+            return Err(Error::invalid(format!(
+                "backup location {url:?}: a local path must be absolute"
+            )));
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("backup location {}: {e}", dir.display())))?;
+        let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
+            .map_err(|e| Error::io(format!("backup location {}: {e}", dir.display())))?;
+        Ok(Target {
+            url: url.to_string(),
+            store: Arc::new(store),
+            prefix: ObjPath::default(),
+        })
+    }
+
+    /// `prefix/rel`.
+    pub fn path(&self, rel: &str) -> ObjPath {
+        let mut p = self.prefix.clone();
+        for part in rel.split('/').filter(|s| !s.is_empty()) {
+            p = p.join(part);
+        }
+        p
+    }
+
+    /// Length of `prefix/` in a listed location (to make names relative).
+    pub fn prefix_len(&self) -> usize {
+        let n = self.prefix.as_ref().len();
+        if n == 0 {
+            0
+        } else {
+            n + 1
+        }
+    }
+
+    /// An object-store error, kept retryable when it may be transient.
+    pub fn err(&self, what: &str, e: object_store::Error) -> Error {
+        match e {
+            object_store::Error::NotFound { .. } => {
+                Error::not_found(format!("{what} in {}: not found", self.url))
+            }
+            other => Error::io(format!("{what} in {}: {other}", self.url)),
+        }
+    }
+}

@@ -1,0 +1,225 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::snapshot::{Kind, SnapshotStore};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    config: Config,
+    engine: Arc<Engine>,
+    snaps: SnapshotStore,
+    target: Target,
+    backups: std::path::PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: dir.path().join("data"),
+        sync: "never".into(),
+        ..Config::default()
+    };
+    let engine = Engine::open(&config, Arc::new(ManualClock::new(0))).unwrap();
+    let snaps = SnapshotStore::open(&config.data_dir).unwrap();
+    let backups = dir.path().join("backups");
+    let target = Target::open(&format!("file://{}", backups.display())).unwrap();
+    Fixture {
+        _dir: dir,
+        config,
+        engine,
+        snaps,
+        target,
+        backups,
+    }
+}
+
+fn put(e: &Engine, range: std::ops::Range<usize>, tag: &str) {
+    let entries: Vec<(String, String)> = range
+        .map(|i| (format!("k{i:05}"), format!("{tag}-{i}-{}", "x".repeat(200))))
+        .collect();
+    e.kv_put_many(&entries).unwrap();
+}
+
+static NOW: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1_000);
+
+async fn backup(f: &Fixture, name: &str, full: bool) -> BackupManifest {
+    f.engine.flush().unwrap();
+    let m = f
+        .snaps
+        .create(&f.engine, &format!("b-{name}"), Kind::Manual, 0)
+        .unwrap();
+    let files: Vec<(String, String)> = m
+        .files
+        .iter()
+        .map(|x| (x.name.clone(), x.crc32c.clone()))
+        .collect();
+    let seq = f.engine.db().latest_sequence_number();
+    f.target
+        .upload(
+            &f.snaps.dir(&m.name),
+            &files,
+            name,
+            seq,
+            full,
+            NOW.fetch_add(1000, std::sync::atomic::Ordering::SeqCst),
+        )
+        .await
+        .unwrap()
+}
+
+fn read_all(dir: &Path, config: &Config) -> Vec<(String, Option<String>)> {
+    let (mut opts, cfs) = crate::engine::descriptors(config);
+    opts.create_if_missing(false);
+    let db = rocksdb::DB::open_cf_descriptors_read_only(&opts, dir, cfs, false).unwrap();
+    let cf = db.cf_handle("kv").unwrap();
+    db.iterator_cf(cf, rocksdb::IteratorMode::Start)
+        .map(|r| {
+            let (k, v) = r.unwrap();
+            (
+                String::from_utf8_lossy(&k).into_owned(),
+                Some(String::from_utf8_lossy(&v[1..]).into_owned()),
+            )
+        })
+        .collect()
+}
+
+fn live(e: &Engine) -> Vec<(String, Option<String>)> {
+    e.kv_scan("", 10_000, None)
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|x| (x.key, Some(x.value)))
+        .collect()
+}
+
+#[tokio::test]
+async fn backup_restore_equality_and_incremental_dedup() {
+    let f = fixture();
+    put(&f.engine, 0..2000, "a");
+    let first = backup(&f, "one", false).await;
+    assert_eq!(first.uploaded_objects as usize, first.files.len());
+    assert_eq!(first.parent, None);
+    // Unchanged SSTs are not uploaded again; only the new data is.
+    put(&f.engine, 0..20, "b");
+    let second = backup(&f, "two", false).await;
+    assert_eq!(second.parent.as_deref(), Some("one"));
+    assert_eq!(second.first_sequence, first.sequence + 1);
+    assert!(
+        second.uploaded_bytes * 4 < first.uploaded_bytes,
+        "incremental uploaded {} of {}",
+        second.uploaded_bytes,
+        first.uploaded_bytes
+    );
+    // --full uploads everything again.
+    let third = backup(&f, "three", true).await;
+    assert_eq!(third.uploaded_objects as usize, third.files.len());
+    let names: Vec<String> = f
+        .target
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(names, ["one", "two", "three"]);
+
+    // Restore the second and compare every key and value.
+    let want = live(&f.engine);
+    let out = f._dir.path().join("restored");
+    f.target.download(&second, &out).await.unwrap();
+    assert_eq!(read_all(&out, &f.config), want);
+
+    let report = f.target.verify(&second, 1.0).await.unwrap();
+    assert!(report.ok, "{report:?}");
+    assert!(report.bytes_read > 0);
+}
+
+#[tokio::test]
+async fn corruption_is_named_and_restore_refuses() {
+    let f = fixture();
+    put(&f.engine, 0..500, "a");
+    let m = backup(&f, "one", false).await;
+    let sst = m
+        .files
+        .iter()
+        .find(|x| x.name.ends_with(".sst"))
+        .unwrap()
+        .clone();
+    let other = m
+        .files
+        .iter()
+        .find(|x| x.encoding == Encoding::Zstd)
+        .unwrap()
+        .clone();
+    // Flip a byte of an SST object: same size, so only read-data catches it.
+    let p = f.backups.join(sst.object());
+    let mut bytes = std::fs::read(&p).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&p, &bytes).unwrap();
+    // Truncate a zstd object: the size check catches it.
+    let q = f.backups.join(other.object());
+    let b = std::fs::read(&q).unwrap();
+    std::fs::write(&q, &b[..b.len() - 3]).unwrap();
+
+    let quick = f.target.verify(&m, 0.0).await.unwrap();
+    assert!(!quick.ok);
+    assert_eq!(
+        quick
+            .bad
+            .iter()
+            .map(|b| b.file.as_str())
+            .collect::<Vec<_>>(),
+        [other.name.as_str()]
+    );
+    let full = f.target.verify(&m, 1.0).await.unwrap();
+    let mut named: Vec<&str> = full.bad.iter().map(|b| b.file.as_str()).collect();
+    named.sort();
+    let mut want = vec![sst.name.as_str(), other.name.as_str()];
+    want.sort();
+    assert_eq!(named, want, "{full:?}");
+    assert!(full.bad.iter().any(|b| b.problem.contains("SHA-256")));
+
+    let out = f._dir.path().join("restored");
+    assert!(f.target.download(&m, &out).await.is_err());
+
+    // A missing object is named too.
+    std::fs::remove_file(&q).unwrap();
+    let r = f.target.verify(&m, 0.0).await.unwrap();
+    assert!(r
+        .bad
+        .iter()
+        .any(|b| b.problem == "missing" && b.file == other.name));
+
+    // A tampered manifest is refused, by name.
+    let mp = f.backups.join("backups/one.json");
+    let text = std::fs::read_to_string(&mp)
+        .unwrap()
+        .replacen("\"size\": ", "\"size\": 1", 1);
+    std::fs::write(&mp, text).unwrap();
+    let e = f.target.manifest("one").await.unwrap_err();
+    assert_eq!(e.kind, crate::error::ErrorKind::Corruption);
+    assert!(
+        e.message.contains("one") && e.message.contains("checksum"),
+        "{e}"
+    );
+    assert!(
+        f.target.list().await.is_err(),
+        "a listing does not hide a damaged manifest"
+    );
+}
+
+#[test]
+fn bad_locations_are_refused() {
+    assert!(Target::open("ftp://x/y")
+        .unwrap_err()
+        .message
+        .contains("not supported"));
+    assert!(Target::open("relative/dir")
+        .unwrap_err()
+        .message
+        .contains("absolute"));
+}
