@@ -201,7 +201,8 @@ impl Grant {
             | ScheduleList(_) => Ok(()),
             WalCheckpoint(_) | SnapshotCreate(_) | SnapshotRestore(_) | SnapshotDelete(_)
             | SnapshotVerify(_) | SnapshotPrune(_) => need_admin(),
-            BackupCreate(_) | BackupList(_) | BackupVerify(_) | BackupRestore(_) => need_admin(),
+            BackupCreate(_) | BackupList(_) | BackupVerify(_) | BackupRestore(_)
+            | WalArchive(_) | WalReplay(_) => need_admin(),
         }
     }
 

@@ -62,12 +62,26 @@ pub struct Config {
     pub backup: BackupConfig,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct BackupConfig {
     /// Default target URL. Unset: `<data-dir>/backups`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination: Option<String>,
+    /// Ship committed WAL batches to the destination continuously (PITR).
+    pub archive_wal: bool,
+    /// How often the archiver ships (the RPO), milliseconds.
+    pub archive_interval_ms: u64,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            destination: None,
+            archive_wal: false,
+            archive_interval_ms: 1000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -241,6 +241,38 @@ pub struct BackupRestoreParams {
     /// Replace a non-empty `to`.
     #[serde(default)]
     pub force: bool,
+    /// Point in time: replay the WAL archive up to this sequence...
+    #[serde(default, alias = "to-sequence")]
+    pub to_sequence: Option<u64>,
+    /// ... or up to the last batch committed at or before this time
+    /// (RFC 3339, or milliseconds since the epoch).
+    #[serde(default, alias = "to-time")]
+    pub to_time: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WalArchiveParams {
+    /// Target URL. Default: `[backup] destination`, else `<data-dir>/backups`.
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WalReplayParams {
+    /// Archive location. Default as for `wal_archive`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Changes after this sequence.
+    #[serde(alias = "from-sequence")]
+    pub from_sequence: u64,
+    #[serde(default = "default_replay_limit")]
+    pub limit: usize,
+}
+
+const fn default_replay_limit() -> usize {
+    1000
 }
 
 /// Declares the operations: `Variant(Params) => "method_name"`.
@@ -303,6 +335,8 @@ ops! {
     BackupList(BackupListParams) => "backup_list",
     BackupVerify(BackupVerifyParams) => "backup_verify",
     BackupRestore(BackupRestoreParams) => "backup_restore",
+    WalArchive(WalArchiveParams) => "wal_archive",
+    WalReplay(WalReplayParams) => "wal_replay",
 }
 
 /// Which actor serves an operation.
@@ -334,7 +368,9 @@ impl Op {
             Op::BackupCreate(_)
             | Op::BackupList(_)
             | Op::BackupVerify(_)
-            | Op::BackupRestore(_) => Route::Backup,
+            | Op::BackupRestore(_)
+            | Op::WalArchive(_)
+            | Op::WalReplay(_) => Route::Backup,
             _ => Route::Persistence,
         }
     }
@@ -436,7 +472,9 @@ pub fn execute(s: &Shared, op: Op) -> Result<Value> {
         | Op::BackupCreate(_)
         | Op::BackupList(_)
         | Op::BackupVerify(_)
-        | Op::BackupRestore(_)) => Err(Error::internal(format!(
+        | Op::BackupRestore(_)
+        | Op::WalArchive(_)
+        | Op::WalReplay(_)) => Err(Error::internal(format!(
             "{} is served by the {:?} actor, not the persistence actor",
             other.method(),
             other.route()

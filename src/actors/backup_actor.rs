@@ -38,6 +38,8 @@ struct Ctx {
     snapshot_store: Arc<SnapshotStore>,
     /// One backup or restore at a time.
     busy: Arc<tokio::sync::Mutex<()>>,
+    /// One archiving pass at a time.
+    archiving: Arc<tokio::sync::Mutex<()>>,
 }
 
 pub struct BackupActor {
@@ -60,6 +62,7 @@ impl BackupActor {
                 snapshots,
                 snapshot_store,
                 busy: Arc::default(),
+                archiving: Arc::default(),
             },
         }
     }
@@ -67,9 +70,36 @@ impl BackupActor {
 
 impl Actor for BackupActor {
     type Context = Context<Self>;
-    fn started(&mut self, _: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
         self.ctx.board.set_state("backup", "running");
         let _ = std::fs::remove_dir_all(staging_root(&self.ctx.config));
+        if self.ctx.config.backup.archive_wal {
+            let every = std::time::Duration::from_millis(
+                self.ctx.config.backup.archive_interval_ms.max(50),
+            );
+            ctx.run_interval(every, |act, ctx| {
+                let c = act.ctx.clone();
+                ctx.spawn(
+                    async move {
+                        // Skip a tick while the previous pass still runs.
+                        let Ok(_archiving) = c.archiving.try_lock() else {
+                            return;
+                        };
+                        let result = match target(&c, None) {
+                            Ok(t) => archive_pass(&c, &t).await,
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = result {
+                            if e.kind != crate::error::ErrorKind::Unavailable {
+                                c.board
+                                    .record_error("backup", &format!("WAL archiving: {e}"));
+                            }
+                        }
+                    }
+                    .into_actor(act),
+                );
+            });
+        }
     }
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.ctx.board.set_state("backup", "stopped");
@@ -160,12 +190,18 @@ async fn run(c: Ctx, op: Op) -> Result<Value> {
             let _busy = c.busy.lock().await;
             restore(&c, p).await
         }
+        Op::WalArchive(p) => {
+            let _archiving = c.archiving.lock().await;
+            let t = target(&c, p.to.as_deref())?;
+            archive_pass(&c, &t).await
+        }
+        Op::WalReplay(p) => wal_replay(&c, p).await,
         other => Err(Error::internal(format!(
             "{} is not a backup operation",
             other.method()
         ))),
     };
-    if method != "backup_list" && method != "backup_verify" {
+    if matches!(method, "backup_create" | "backup_restore") {
         let mut record = c
             .board
             .records()
@@ -277,20 +313,150 @@ fn checkpoint_sequence(dir: &Path, config: &Config) -> Result<u64> {
     Ok(db.latest_sequence_number())
 }
 
+/// A point-in-time target.
+#[derive(Debug, Clone, Copy)]
+enum Pitr {
+    Sequence(u64),
+    TimeMs(i64),
+}
+
+fn parse_time(t: &str) -> Result<i64> {
+    if let Ok(ms) = t.trim().parse::<i64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(t.trim())
+        .map(|d| d.timestamp_millis())
+        .map_err(|e| {
+            Error::invalid(format!(
+                "to-time {t:?}: expected RFC 3339 (2026-11-25T10:00:00Z) or epoch ms: {e}"
+            ))
+        })
+}
+
 async fn restore(c: &Ctx, p: crate::ops::BackupRestoreParams) -> Result<Value> {
     let started = Instant::now();
     let t = target(c, p.from.as_deref())?;
-    let m = t.resolve(p.name.as_deref()).await?;
+    let pitr = match (p.to_sequence, &p.to_time) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid(
+                "give either to-sequence or to-time, not both",
+            ))
+        }
+        (Some(s), None) => Some(Pitr::Sequence(s)),
+        (None, Some(ts)) => Some(Pitr::TimeMs(parse_time(ts)?)),
+        (None, None) => None,
+    };
+    let m = match (pitr, p.name.as_deref()) {
+        (None, name) => t.resolve(name).await?,
+        (Some(at), name) => {
+            let fits = |b: &BackupManifest| match at {
+                Pitr::Sequence(s) => b.sequence <= s,
+                Pitr::TimeMs(ms) => b.created_at_ms <= ms,
+            };
+            match name {
+                Some(n) => {
+                    let b = t.manifest(n).await?;
+                    if !fits(&b) {
+                        return Err(Error::invalid(format!(
+                            "backup {n:?} (sequence {}, {}) is after the requested point; name an earlier one or leave the name out",
+                            b.sequence, b.created_at
+                        )));
+                    }
+                    b
+                }
+                None => t
+                    .list()
+                    .await?
+                    .into_iter()
+                    .rev()
+                    .find(|b| fits(b))
+                    .ok_or_else(|| {
+                        Error::not_found(format!(
+                            "no backup in {} is at or before the requested point",
+                            t.url
+                        ))
+                    })?,
+            }
+        }
+    };
     match &p.to {
-        Some(to) => restore_to_path(c, &t, &m, Path::new(to), p.force, started).await,
-        None => restore_live(c, &t, &m, started).await,
+        Some(to) => restore_to_path(c, &t, &m, pitr, Path::new(to), p.force, started).await,
+        None => restore_live(c, &t, &m, pitr, started).await,
     }
+}
+
+/// What a restore built in a directory.
+struct Built {
+    bytes: u64,
+    sequence: u64,
+    replayed_batches: usize,
+    note: Option<String>,
+}
+
+/// Download the base backup into `dir` and replay the WAL archive onto it
+/// up to the point, if one is given.
+async fn build(
+    c: &Ctx,
+    t: &Target,
+    m: &BackupManifest,
+    pitr: Option<Pitr>,
+    dir: &Path,
+) -> Result<Built> {
+    let bytes = t.download(m, dir).await?;
+    let Some(at) = pitr else {
+        return Ok(Built {
+            bytes,
+            sequence: m.sequence,
+            replayed_batches: 0,
+            note: None,
+        });
+    };
+    let archive = backup::wal::Archive { target: t };
+    let (batches, reached, stopped) = match at {
+        Pitr::Sequence(s) => archive.batches(m.sequence, |b| b.sequence <= s).await?,
+        Pitr::TimeMs(ms) => archive.batches(m.sequence, |b| b.commit_ms <= ms).await?,
+    };
+    let note = match at {
+        Pitr::Sequence(s) if reached < s => {
+            return Err(Error::not_found(format!(
+                "the WAL archive in {} reaches only sequence {reached}; cannot restore to {s}",
+                t.url
+            )))
+        }
+        Pitr::TimeMs(ms) if !stopped => Some(format!(
+            "the WAL archive ends at sequence {reached}; writes after it and before {} were not archived",
+            iso_ms(ms)
+        )),
+        _ => None,
+    };
+    let (config, dir2) = (c.config.clone(), dir.to_path_buf());
+    let n = batches.len();
+    blocking(move || {
+        let (mut opts, cfs) = crate::engine::descriptors(&config);
+        opts.create_if_missing(false);
+        let db = rocksdb::DB::open_cf_descriptors(&opts, &dir2, cfs)?;
+        backup::wal::replay(&db, &batches)?;
+        let cfs: Vec<_> = crate::engine::Cf::ALL
+            .iter()
+            .filter_map(|cf| db.cf_handle(cf.name()))
+            .collect();
+        db.flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
+        Ok(())
+    })
+    .await?;
+    Ok(Built {
+        bytes,
+        sequence: reached,
+        replayed_batches: n,
+        note,
+    })
 }
 
 async fn restore_to_path(
     c: &Ctx,
     t: &Target,
     m: &BackupManifest,
+    pitr: Option<Pitr>,
     to: &Path,
     force: bool,
     started: Instant,
@@ -316,7 +482,7 @@ async fn restore_to_path(
     }
     let partial = backup::partial_path(to);
     let _ = std::fs::remove_dir_all(&partial);
-    let bytes = match t.download(m, &partial).await {
+    let built = match build(c, t, m, pitr, &partial).await {
         Ok(b) => b,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&partial);
@@ -360,47 +526,39 @@ async fn restore_to_path(
     }
     let keys = keys?;
     Ok(
-        json!({"restored": m.name, "to": to.display().to_string(), "sequence": m.sequence,
-        "files": m.files.len(), "bytes": bytes, "keys": keys,
+        json!({"restored": m.name, "to": to.display().to_string(), "base_sequence": m.sequence,
+        "sequence": built.sequence, "replayed_batches": built.replayed_batches, "note": built.note,
+        "files": m.files.len(), "bytes": built.bytes, "keys": keys,
         "duration_ms": started.elapsed().as_secs_f64() * 1000.0}),
     )
 }
 
-/// Download into a snapshot and let the snapshot actor swap it in.
-async fn restore_live(c: &Ctx, t: &Target, m: &BackupManifest, started: Instant) -> Result<Value> {
+/// Build into a snapshot and let the snapshot actor swap it in.
+async fn restore_live(
+    c: &Ctx,
+    t: &Target,
+    m: &BackupManifest,
+    pitr: Option<Pitr>,
+    started: Instant,
+) -> Result<Value> {
     let now = SystemClock.now_ms();
     let snap = snapshot::default_name(&format!("restore-{}", m.name), now);
     let final_dir = c.snapshot_store.dir(&snap);
     let tmp = c.snapshot_store.root().join(format!(".tmp-{snap}"));
     let _ = std::fs::remove_dir_all(&tmp);
-    let downloaded = t.download(m, &tmp).await;
-    let published = downloaded.and_then(|bytes| {
-        let manifest = snapshot::Manifest {
-            format_version: snapshot::FORMAT_VERSION,
-            name: snap.clone(),
-            kind: Kind::Manual,
-            created_at: iso_ms(now),
-            created_at_ms: now,
-            latest_sequence: m.sequence,
-            files: m
-                .files
-                .iter()
-                .map(|f| snapshot::FileEntry {
-                    name: f.name.clone(),
-                    size: f.size,
-                    crc32c: f.crc32c.clone(),
-                })
-                .collect(),
-            total_bytes: m.total_bytes,
-        };
-        let body =
-            serde_json::to_vec_pretty(&manifest).map_err(|e| Error::internal(e.to_string()))?;
-        crate::daemon::write_atomic(&tmp.join(snapshot::MANIFEST), &body)?;
-        std::fs::rename(&tmp, &final_dir)
-            .map_err(|e| Error::io(format!("publishing {}: {e}", final_dir.display())))?;
-        Ok(bytes)
-    });
-    let bytes = match published {
+    let built = build(c, t, m, pitr, &tmp).await;
+    let (tmp2, final2, snap2) = (tmp.clone(), final_dir.clone(), snap.clone());
+    let published = match built {
+        Ok(b) => {
+            blocking(move || {
+                publish_as_snapshot(&tmp2, &final2, &snap2, b.sequence, now)?;
+                Ok(b)
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    let built = match published {
         Ok(b) => b,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -418,8 +576,125 @@ async fn restore_live(c: &Ctx, t: &Target, m: &BackupManifest, started: Instant)
         .await
         .map_err(|e| Error::unavailable(format!("snapshot actor is not running: {e}")))??;
     Ok(
-        json!({"restored": m.name, "into": "daemon", "sequence": m.sequence, "via_snapshot": snap,
-        "undo_snapshot": restored["undo_snapshot"], "files": m.files.len(), "bytes": bytes,
-        "duration_ms": started.elapsed().as_secs_f64() * 1000.0}),
+        json!({"restored": m.name, "into": "daemon", "base_sequence": m.sequence,
+        "sequence": built.sequence, "replayed_batches": built.replayed_batches, "note": built.note,
+        "via_snapshot": snap, "undo_snapshot": restored["undo_snapshot"], "files": m.files.len(),
+        "bytes": built.bytes, "duration_ms": started.elapsed().as_secs_f64() * 1000.0}),
+    )
+}
+
+/// Write a snapshot manifest for the files in `tmp` and publish it.
+fn publish_as_snapshot(
+    tmp: &Path,
+    final_dir: &Path,
+    name: &str,
+    sequence: u64,
+    now: i64,
+) -> Result<()> {
+    let mut files = Vec::new();
+    let mut names: Vec<String> = std::fs::read_dir(tmp)
+        .map_err(|e| Error::io(format!("{}: {e}", tmp.display())))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != snapshot::MANIFEST && n != "LOCK" && !n.starts_with("LOG"))
+        .collect();
+    names.sort();
+    for n in names {
+        let (crc, size) =
+            snapshot::crc32c_file(&tmp.join(&n)).map_err(|e| Error::io(format!("{n}: {e}")))?;
+        files.push(snapshot::FileEntry {
+            name: n,
+            size,
+            crc32c: format!("{crc:08x}"),
+        });
+    }
+    let manifest = snapshot::Manifest {
+        format_version: snapshot::FORMAT_VERSION,
+        name: name.to_string(),
+        kind: Kind::Manual,
+        created_at: iso_ms(now),
+        created_at_ms: now,
+        latest_sequence: sequence,
+        total_bytes: files.iter().map(|f| f.size).sum(),
+        files,
+    };
+    let body = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::internal(e.to_string()))?;
+    crate::daemon::write_atomic(&tmp.join(snapshot::MANIFEST), &body)?;
+    std::fs::rename(tmp, final_dir)
+        .map_err(|e| Error::io(format!("publishing {}: {e}", final_dir.display())))?;
+    snapshot::fsync_dir(final_dir.parent().unwrap_or(final_dir))
+}
+
+/// Where the archiver resumes: after the last archived sequence, else
+/// after the newest backup, else from now.
+async fn archive_start(t: &Target, engine: &crate::engine::Engine) -> Result<u64> {
+    let archive = backup::wal::Archive { target: t };
+    if let Some(last) = archive.last_sequence().await? {
+        return Ok(last);
+    }
+    if let Some(b) = t.list().await?.pop() {
+        return Ok(b.sequence);
+    }
+    Ok(engine.db().latest_sequence_number())
+}
+
+/// One archiving pass to `t`.
+async fn archive_pass(c: &Ctx, t: &Target) -> Result<Value> {
+    let engine = c.slot.get()?;
+    let after = archive_start(t, &engine).await?;
+    let latest = engine.db().latest_sequence_number();
+    if after > latest {
+        return Err(Error::invalid(format!(
+            "the archive in {} reaches sequence {after} but the store is at {latest}: the store was restored to an earlier point; archive to a new location",
+            t.url
+        )));
+    }
+    let r = backup::wal::Archive { target: t }
+        .pass(engine, after)
+        .await?;
+    let mut record = c
+        .board
+        .records()
+        .get("backup")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    record["wal_archive"] = json!({"location": t.url, "archived_sequence": r.to_sequence,
+        "store_sequence": latest, "lag_sequences": latest.saturating_sub(r.to_sequence),
+        "last_pass_at": iso_ms(SystemClock.now_ms()), "last_pass_bytes": r.bytes});
+    c.board.set_record("backup", record);
+    Ok(json!(r))
+}
+
+async fn wal_replay(c: &Ctx, p: crate::ops::WalReplayParams) -> Result<Value> {
+    let t = target(c, p.from.as_deref())?;
+    let engine = c.slot.get()?;
+    let mut n = 0usize;
+    let limit = p.limit.max(1);
+    let (batches, reached, _) = backup::wal::Archive { target: &t }
+        .batches(p.from_sequence, |b| {
+            n += b.count as usize;
+            n <= limit || n == b.count as usize
+        })
+        .await?;
+    let mut events = Vec::new();
+    for b in &batches {
+        let wb = crate::cdc::WalBatch {
+            sequence: b.sequence,
+            count: b.count,
+            commit_ms: Some(b.commit_ms),
+            data: b.data.clone(),
+        };
+        crate::cdc::events_of(
+            &engine,
+            &wb,
+            p.from_sequence,
+            &Default::default(),
+            &mut events,
+        )?;
+    }
+    Ok(
+        json!({"from": t.url, "from_sequence": p.from_sequence, "next_sequence": reached,
+        "events": events, "count": events.len()}),
     )
 }

@@ -16,6 +16,7 @@
 //! own SHA-256, so a damaged manifest is detected, not trusted.
 
 pub mod target;
+pub mod wal;
 
 use std::collections::HashSet;
 use std::fs;
@@ -190,7 +191,7 @@ impl Target {
             .map_err(|e| self.err("listing objects", e))
     }
 
-    async fn put(&self, rel: &str, body: Bytes) -> Result<()> {
+    pub(crate) async fn put_object(&self, rel: &str, body: Bytes) -> Result<()> {
         let path = self.path(rel);
         if body.len() <= MULTIPART_BYTES {
             self.store
@@ -217,7 +218,7 @@ impl Target {
         Ok(())
     }
 
-    async fn get(&self, rel: &str) -> Result<Bytes> {
+    pub(crate) async fn get_object(&self, rel: &str) -> Result<Bytes> {
         let r = self
             .store
             .get(&self.path(rel))
@@ -266,7 +267,7 @@ impl Target {
                     if existing.contains(&object) {
                         return Ok((entry, false));
                     }
-                    self.put(&object, body).await?;
+                    self.put_object(&object, body).await?;
                     Ok::<_, Error>((entry, true))
                 }
             })
@@ -294,7 +295,7 @@ impl Target {
         };
         m.checksum = m.compute_checksum()?;
         let body = serde_json::to_vec_pretty(&m).map_err(|e| Error::internal(e.to_string()))?;
-        self.put(&format!("backups/{name}.json"), Bytes::from(body))
+        self.put_object(&format!("backups/{name}.json"), Bytes::from(body))
             .await?;
         Ok(m)
     }
@@ -393,7 +394,7 @@ impl Target {
                         Err(e) => Err(self.err(&format!("checking {object}"), e)),
                     };
                 }
-                let body = match self.get(&object).await {
+                let body = match self.get_object(&object).await {
                     Ok(b) => b,
                     Err(e) if e.kind == crate::error::ErrorKind::NotFound => {
                         return Ok((Some(bad("missing".into())), 0))
@@ -425,7 +426,7 @@ impl Target {
         fs::create_dir_all(dir).map_err(io_err(dir.display()))?;
         let sizes: Vec<u64> = stream::iter(m.files.iter().cloned())
             .map(|f| async move {
-                let body = self.get(&f.object()).await?;
+                let body = self.get_object(&f.object()).await?;
                 let path = dir.join(&f.name);
                 tokio::task::spawn_blocking(move || {
                     let data = decode_object(&f, body)?;

@@ -138,6 +138,7 @@ impl Skip for bool {
     }
 }
 impl Skip for String {}
+impl Skip for u64 {}
 impl Skip for usize {}
 
 client_commands! {
@@ -283,6 +284,21 @@ client_commands! {
         /// An empty directory (or --force) to restore into instead of the daemon.
         #[arg(long)] to: Option<String>,
         #[arg(long)] force: bool,
+        /// Point-in-time: replay the WAL archive up to this sequence.
+        #[arg(long, conflicts_with = "to_time")] to_sequence: Option<u64>,
+        /// Point-in-time: up to the last batch committed at or before this
+        /// time (RFC 3339, e.g. 2026-11-25T10:00:00Z, or epoch ms).
+        #[arg(long)] to_time: Option<String>,
+    }
+    /// Ship the WAL batches not yet archived (one pass).
+    WalArchive => "wal_archive" {
+        #[arg(long)] to: Option<String>,
+    }
+    /// Print archived changes after a sequence (from the WAL archive).
+    WalReplay => "wal_replay" {
+        #[arg(long)] from: Option<String>,
+        #[arg(long)] from_sequence: u64,
+        #[arg(long, default_value_t = 1000)] limit: usize,
     }
     /// Stream changes (one JSON line each) as they are committed; resume
     /// with --from-sequence <last sequence seen>.
@@ -390,6 +406,8 @@ pub enum SnapshotCmd {
 pub enum WalCmd {
     Checkpoint(WalCheckpoint),
     Tail(WalTail),
+    Archive(WalArchive),
+    Replay(WalReplay),
 }
 
 #[derive(Debug, Subcommand)]
@@ -511,6 +529,14 @@ pub async fn run_client(command: Command) -> Result<String> {
         },
         Command::Wal(WalCmd::Checkpoint(c)) => send(&c).await,
         Command::Wal(WalCmd::Tail(c)) => tail(&c).await,
+        Command::Wal(WalCmd::Archive(mut c)) => {
+            absolute(&mut c.to)?;
+            send(&c).await
+        }
+        Command::Wal(WalCmd::Replay(mut c)) => {
+            absolute(&mut c.from)?;
+            send(&c).await
+        }
         Command::Schedule(ScheduleCmd::List(c)) => send(&c).await,
         Command::Backup(b) => match b {
             BackupCmd::Create(mut c) => {

@@ -133,7 +133,14 @@ pub fn all() -> Vec<Tool> {
                 "read_data":{"type":"boolean","default":false},"read_data_subset":s()}}), true),
         tool("backup_restore", "Restore a backup (default: the newest) into the running daemon, or into an empty directory with to.",
             json!({"type":"object","properties":{"from":s(),"name":s(),"to":s(),
-                "force":{"type":"boolean","default":false}}}), false),
+                "force":{"type":"boolean","default":false},
+                "to_sequence":{"type":"integer","minimum":0,"description":"point-in-time: replay the WAL archive up to this sequence"},
+                "to_time":{"type":"string","description":"point-in-time: RFC 3339 or epoch ms"}}}), false),
+        tool("wal_archive", "Ship the committed WAL batches not yet archived to the target (one pass; the daemon also archives continuously with [backup] archive-wal).",
+            json!({"type":"object","properties":{"to":s()}}), false),
+        tool("wal_replay", "Read archived changes after a sequence from the WAL archive, as change events.",
+            json!({"type":"object","required":["from_sequence"],"properties":{"from":s(),
+                "from_sequence":{"type":"integer","minimum":0},"limit":{"type":"integer","minimum":1,"default":1000}}}), true),
     ]
 }
 
