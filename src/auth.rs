@@ -202,7 +202,9 @@ impl Grant {
             WalCheckpoint(_) | SnapshotCreate(_) | SnapshotRestore(_) | SnapshotDelete(_)
             | SnapshotVerify(_) | SnapshotPrune(_) => need_admin(),
             BackupCreate(_) | BackupList(_) | BackupVerify(_) | BackupRestore(_)
-            | WalArchive(_) | WalReplay(_) => need_admin(),
+            | BackupPrune(_) | BackupCopy(_) | BackupDrill(_) | WalArchive(_) | WalReplay(_) => {
+                need_admin()
+            }
         }
     }
 

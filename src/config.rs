@@ -72,6 +72,8 @@ pub struct BackupConfig {
     pub archive_wal: bool,
     /// How often the archiver ships (the RPO), milliseconds.
     pub archive_interval_ms: u64,
+    /// `backup prune` keeps every point of this window restorable.
+    pub pitr_window_secs: u64,
 }
 
 impl Default for BackupConfig {
@@ -80,6 +82,7 @@ impl Default for BackupConfig {
             destination: None,
             archive_wal: false,
             archive_interval_ms: 1000,
+            pitr_window_secs: 86_400,
         }
     }
 }

@@ -122,12 +122,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         persistence.clone(),
     )
     .start();
+    let backups = crate::actors::BackupActor::new(
+        shared.engine.clone(),
+        Arc::new(config.clone()),
+        board.clone(),
+        snapshots.clone(),
+        snapshots_store.clone(),
+    )
+    .start();
     let scheduler = SchedulerActor::new(
         specs,
         source,
         Arc::new(SystemClock),
         persistence.clone(),
         snapshots.clone(),
+        backups.clone(),
         board.clone(),
     )
     .start();
@@ -143,14 +152,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             let _ = hup_scheduler.send(Reload).await;
         }
     });
-    let backups = crate::actors::BackupActor::new(
-        shared.engine.clone(),
-        Arc::new(config.clone()),
-        board.clone(),
-        snapshots.clone(),
-        snapshots_store.clone(),
-    )
-    .start();
     let router = Router {
         persistence: persistence.clone(),
         snapshots,

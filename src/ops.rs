@@ -251,6 +251,29 @@ pub struct BackupRestoreParams {
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BackupPruneParams {
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default, alias = "dry_run")]
+    pub dry_run: bool,
+    #[serde(flatten)]
+    pub policy: crate::snapshot::retention::Policy,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BackupCopyParams {
+    /// Source. Default: `[backup] destination`, else `<data-dir>/backups`.
+    #[serde(default)]
+    pub from: Option<String>,
+    pub to: String,
+    /// Only this backup (default: every backup the destination lacks).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct WalArchiveParams {
     /// Target URL. Default: `[backup] destination`, else `<data-dir>/backups`.
@@ -335,6 +358,9 @@ ops! {
     BackupList(BackupListParams) => "backup_list",
     BackupVerify(BackupVerifyParams) => "backup_verify",
     BackupRestore(BackupRestoreParams) => "backup_restore",
+    BackupPrune(BackupPruneParams) => "backup_prune",
+    BackupCopy(BackupCopyParams) => "backup_copy",
+    BackupDrill(NoParams) => "backup_drill",
     WalArchive(WalArchiveParams) => "wal_archive",
     WalReplay(WalReplayParams) => "wal_replay",
 }
@@ -369,6 +395,9 @@ impl Op {
             | Op::BackupList(_)
             | Op::BackupVerify(_)
             | Op::BackupRestore(_)
+            | Op::BackupPrune(_)
+            | Op::BackupCopy(_)
+            | Op::BackupDrill(_)
             | Op::WalArchive(_)
             | Op::WalReplay(_) => Route::Backup,
             _ => Route::Persistence,
@@ -473,6 +502,9 @@ pub fn execute(s: &Shared, op: Op) -> Result<Value> {
         | Op::BackupList(_)
         | Op::BackupVerify(_)
         | Op::BackupRestore(_)
+        | Op::BackupPrune(_)
+        | Op::BackupCopy(_)
+        | Op::BackupDrill(_)
         | Op::WalArchive(_)
         | Op::WalReplay(_)) => Err(Error::internal(format!(
             "{} is served by the {:?} actor, not the persistence actor",
@@ -536,6 +568,9 @@ mod tests {
                 "snapshot_restore" => r#"{"name":"n"}"#,
                 "snapshot_delete" => r#"{"name":"n","confirm":true}"#,
                 "snapshot_prune" => r#"{"keep-last":2,"dry-run":true}"#,
+                "backup_prune" => r#"{"keep-last":2,"dry-run":true}"#,
+                "backup_copy" => r#"{"to":"file:///tmp/x"}"#,
+                "wal_replay" => r#"{"from_sequence":3}"#,
                 _ => "{}",
             };
             let op = Op::parse(m, Some(params)).unwrap_or_else(|e| panic!("{m}: {e:?}"));

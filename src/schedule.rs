@@ -38,6 +38,9 @@ pub enum Action {
     SnapshotVerify { name: Option<String> },
     SnapshotPrune { policy: Policy, kind: Option<Kind> },
     WalCheckpoint,
+    BackupCreate { full: bool },
+    BackupPrune { policy: Policy },
+    BackupDrill,
 }
 
 impl Action {
@@ -47,6 +50,9 @@ impl Action {
             Action::SnapshotVerify { .. } => "snapshot.verify",
             Action::SnapshotPrune { .. } => "snapshot.prune",
             Action::WalCheckpoint => "wal.checkpoint",
+            Action::BackupCreate { .. } => "backup.create",
+            Action::BackupPrune { .. } => "backup.prune",
+            Action::BackupDrill => "backup.drill",
         }
     }
 }
@@ -103,6 +109,13 @@ struct VerifyArgs {
     name: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupArgs {
+    #[serde(default)]
+    full: bool,
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
@@ -157,9 +170,19 @@ pub fn parse(label: &str, text: &str) -> Result<Vec<JobSpec>> {
                 Action::SnapshotPrune { policy: p, kind }
             }
             "wal.checkpoint" => Action::WalCheckpoint,
+            "backup.create" => {
+                let a: BackupArgs = args.try_into().map_err(|e| fail(format!("args: {e}")))?;
+                Action::BackupCreate { full: a.full }
+            }
+            "backup.prune" => {
+                let p: Policy = args.try_into().map_err(|e| fail(format!("args: {e}")))?;
+                p.validate().map_err(|e| fail(e.message))?;
+                Action::BackupPrune { policy: p }
+            }
+            "backup.drill" => Action::BackupDrill,
             other => {
                 return Err(fail(format!(
-                    "unknown action {other:?}; known: snapshot.create, snapshot.verify, snapshot.prune, wal.checkpoint"
+                    "unknown action {other:?}; known: snapshot.create, snapshot.verify, snapshot.prune, wal.checkpoint, backup.create, backup.prune, backup.drill"
                 )))
             }
         };

@@ -336,3 +336,122 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_copy_and_drill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backups = tmp.path().join("backups");
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[backup]\ndestination = \"file://{}\"\npitr-window-secs = 0\n",
+            backups.display()
+        ),
+    )
+    .unwrap();
+    let d = start_full(
+        &tmp.path().join("data"),
+        &[],
+        &[],
+        &["--config", cfg.to_str().unwrap()],
+        Stdio::inherit(),
+    );
+    let c = d.client();
+    for round in 0..4 {
+        let entries: Vec<Value> = (0..300)
+            .map(|i| json!({"key": format!("r{round}-{i:04}"), "value": "v".repeat(200)}))
+            .collect();
+        ok(&c, "storage_write", json!({"entries": entries})).await;
+        ok(&c, "wal_checkpoint", json!({})).await;
+        ok(&c, "backup_create", json!({"name": format!("b{round}")})).await;
+        ok(&c, "wal_archive", json!({})).await;
+    }
+    let objects_before = walk(&backups.join("objects")).len();
+    // The plan first: nothing is deleted.
+    let plan = ok(&c, "backup_prune", json!({"keep-last": 2, "dry-run": true})).await;
+    assert_eq!(plan["delete"], json!(["b1", "b0"]), "{plan}");
+    assert_eq!(ok(&c, "backup_list", json!({})).await["count"], 4);
+    // A policy that keeps nothing is refused.
+    let (code, msg) = err(&c, "backup_prune", json!({"keep-last": 0})).await;
+    assert!(code == -32001 && msg.contains("delete everything"), "{msg}");
+    let done = ok(&c, "backup_prune", json!({"keep-last": 2})).await;
+    assert!(done["delete_objects"].as_u64().unwrap() > 0, "{done}");
+    let left: Vec<String> = ok(&c, "backup_list", json!({})).await["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left, ["b2", "b3"]);
+    assert!(walk(&backups.join("objects")).len() < objects_before);
+    // What is left is whole: read-data verify and a restore of the oldest.
+    for name in ["b2", "b3"] {
+        let v = ok(
+            &c,
+            "backup_verify",
+            json!({"name": name, "read_data": true}),
+        )
+        .await;
+        assert_eq!(v["ok"], true, "{v}");
+    }
+    let out = tmp.path().join("r2");
+    ok(
+        &c,
+        "backup_restore",
+        json!({"name": "b2", "to": out.join("db").display().to_string()}),
+    )
+    .await;
+    let d2 = start(&out);
+    let n = ok(
+        &d2.client(),
+        "storage_scan",
+        json!({"prefix": "r2-", "limit": 1000}),
+    )
+    .await["count"]
+        .clone();
+    assert_eq!(n, 300);
+    d2.terminate();
+    // PITR still works from the oldest kept backup: its WAL was kept.
+    let latest = ok(&c, "system_health", json!({})).await["latest_sequence"]
+        .as_u64()
+        .unwrap();
+    let out = tmp.path().join("pitr");
+    let r = ok(
+        &c,
+        "backup_restore",
+        json!({"name": "b2", "to": out.join("db").display().to_string(),
+        "to_sequence": latest}),
+    )
+    .await;
+    assert!(r["replayed_batches"].as_u64().unwrap() >= 1, "{r}");
+
+    // Copy to a second location, incrementally.
+    let second = tmp.path().join("second");
+    let to = format!("file://{}", second.display());
+    let first = ok(&c, "backup_copy", json!({"to": to})).await;
+    assert_eq!(first["copied_backups"], json!(["b2", "b3"]));
+    let again = ok(&c, "backup_copy", json!({"to": to})).await;
+    assert_eq!(again["copied_objects"], 0, "{again}");
+    let v = ok(
+        &c,
+        "backup_verify",
+        json!({"location": to, "read_data": true}),
+    )
+    .await;
+    assert_eq!(v["ok"], true, "{v}");
+
+    // The drill restores the newest into a scratch dir, reads it, cleans up, and publishes.
+    let drill = ok(&c, "backup_drill", json!({})).await;
+    assert_eq!(drill["ok"], true);
+    assert!(drill["keys"].as_u64().unwrap() >= 1200, "{drill}");
+    let stats = ok(&c, "storage_stats", json!({})).await;
+    assert_eq!(stats["records"]["backup"]["drill"]["ok"], true, "{stats}");
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path().join("data"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("drill"))
+        .collect();
+    assert!(leftovers.is_empty(), "the drill removes its scratch");
+    d.terminate();
+}

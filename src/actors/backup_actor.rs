@@ -7,6 +7,7 @@
 //! restore `--to PATH` is built beside the path, opened read-only to prove
 //! it is a store, and only then renamed into place.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -196,12 +197,22 @@ async fn run(c: Ctx, op: Op) -> Result<Value> {
             archive_pass(&c, &t).await
         }
         Op::WalReplay(p) => wal_replay(&c, p).await,
+        Op::BackupPrune(p) => {
+            let _busy = c.busy.lock().await;
+            let _archiving = c.archiving.lock().await;
+            prune(&c, p).await
+        }
+        Op::BackupCopy(p) => copy(&c, p).await,
+        Op::BackupDrill(_) => {
+            let _busy = c.busy.lock().await;
+            drill(&c).await
+        }
         other => Err(Error::internal(format!(
             "{} is not a backup operation",
             other.method()
         ))),
     };
-    if matches!(method, "backup_create" | "backup_restore") {
+    if matches!(method, "backup_create" | "backup_restore" | "backup_drill") {
         let mut record = c
             .board
             .records()
@@ -212,6 +223,14 @@ async fn run(c: Ctx, op: Op) -> Result<Value> {
             "error": result.as_ref().err().map(|e| e.message.clone()),
             "duration_ms": started.elapsed().as_secs_f64() * 1000.0,
             "at": iso_ms(SystemClock.now_ms())});
+        if method == "backup_drill" {
+            record["drill"] = match &result {
+                Ok(v) => v.clone(),
+                Err(e) => {
+                    json!({"ok": false, "error": e.message, "at": iso_ms(SystemClock.now_ms())})
+                }
+            };
+        }
         if method == "backup_create" {
             record["last_result"] = json!(if result.is_ok() { "ok" } else { "failed" });
             if let Ok(v) = &result {
@@ -626,17 +645,23 @@ fn publish_as_snapshot(
     snapshot::fsync_dir(final_dir.parent().unwrap_or(final_dir))
 }
 
-/// Where the archiver resumes: after the last archived sequence, else
-/// after the newest backup, else from now.
+/// Where the archiver resumes: after the last archived sequence; on an
+/// empty archive after its recorded start (`wal/START`), which is set on
+/// the first pass to the newest backup's sequence (or the store's latest).
 async fn archive_start(t: &Target, engine: &crate::engine::Engine) -> Result<u64> {
     let archive = backup::wal::Archive { target: t };
     if let Some(last) = archive.last_sequence().await? {
         return Ok(last);
     }
-    if let Some(b) = t.list().await?.pop() {
-        return Ok(b.sequence);
+    if let Some(start) = archive.start().await? {
+        return Ok(start);
     }
-    Ok(engine.db().latest_sequence_number())
+    let start = match t.list().await?.pop() {
+        Some(b) => b.sequence,
+        None => engine.db().latest_sequence_number(),
+    };
+    archive.set_start(start).await?;
+    Ok(start)
 }
 
 /// One archiving pass to `t`.
@@ -696,5 +721,123 @@ async fn wal_replay(c: &Ctx, p: crate::ops::WalReplayParams) -> Result<Value> {
     Ok(
         json!({"from": t.url, "from_sequence": p.from_sequence, "next_sequence": reached,
         "events": events, "count": events.len()}),
+    )
+}
+
+async fn prune(c: &Ctx, p: crate::ops::BackupPruneParams) -> Result<Value> {
+    let t = target(c, p.location.as_deref())?;
+    let backups = t.list().await?;
+    let objects = t.existing_objects().await?;
+    let segments = backup::wal::Archive { target: &t }.segments().await?;
+    let window_ms = (c.config.backup.pitr_window_secs as i64).saturating_mul(1000);
+    let plan = backup::prune::plan(
+        &p.policy,
+        &backups,
+        &objects,
+        &segments,
+        window_ms,
+        SystemClock.now_ms(),
+    )?;
+    if !p.dry_run {
+        // Manifests first: a backup disappears before anything it uses.
+        for name in &plan.delete_backups {
+            t.delete_object(&format!("backups/{name}.json")).await?;
+        }
+        for o in &plan.delete_objects {
+            t.delete_object(o).await?;
+        }
+        for s in &plan.delete_segments {
+            t.delete_object(s).await?;
+        }
+    }
+    Ok(
+        json!({"location": t.url, "dry_run": p.dry_run, "plan": plan.decisions,
+        "keep": plan.decisions.iter().filter(|d| d.keep).count(),
+        "delete": plan.delete_backups, "delete_objects": plan.delete_objects.len(),
+        "delete_segments": plan.delete_segments.len()}),
+    )
+}
+
+/// Copy what `to` lacks: objects, then WAL segments, then manifests (last,
+/// so a copied backup is visible only when complete).
+async fn copy(c: &Ctx, p: crate::ops::BackupCopyParams) -> Result<Value> {
+    let from = target(c, p.from.as_deref())?;
+    let to = Target::open(&p.to)?;
+    let wanted: Vec<BackupManifest> = match &p.name {
+        Some(n) => vec![from.manifest(n).await?],
+        None => from.list().await?,
+    };
+    let have_objects = to.existing_objects().await?;
+    let mut copied_objects = 0u64;
+    let mut copied_bytes = 0u64;
+    let mut copied = Vec::new();
+    for m in &wanted {
+        if to.exists(&m.name).await? {
+            continue;
+        }
+        for f in &m.files {
+            let o = f.object();
+            if have_objects.contains(&o) {
+                continue;
+            }
+            let body = from.get_object(&o).await?;
+            copied_bytes += body.len() as u64;
+            to.put_object(&o, body).await?;
+            copied_objects += 1;
+        }
+        copied.push(m.name.clone());
+    }
+    let src_wal = backup::wal::Archive { target: &from }.segments().await?;
+    let dst_wal: HashSet<String> = backup::wal::Archive { target: &to }
+        .segments()
+        .await?
+        .into_iter()
+        .map(|s| s.object)
+        .collect();
+    let mut copied_segments = 0u64;
+    for s in src_wal.iter().filter(|s| !dst_wal.contains(&s.object)) {
+        let body = from.get_object(&s.object).await?;
+        copied_bytes += body.len() as u64;
+        to.put_object(&s.object, body).await?;
+        copied_segments += 1;
+    }
+    for name in &copied {
+        let body = from.get_object(&format!("backups/{name}.json")).await?;
+        BackupManifest::decode(name, &body)?;
+        to.put_object(&format!("backups/{name}.json"), body).await?;
+    }
+    Ok(
+        json!({"from": from.url, "to": to.url, "copied_backups": copied,
+        "copied_objects": copied_objects, "copied_segments": copied_segments, "copied_bytes": copied_bytes}),
+    )
+}
+
+/// Restore the newest backup into a scratch directory, open it and read
+/// every key, then delete the scratch.
+async fn drill(c: &Ctx) -> Result<Value> {
+    let started = Instant::now();
+    let t = target(c, None)?;
+    let m = t.resolve(None).await?;
+    let scratch = std::path::absolute(
+        c.config
+            .data_dir
+            .join(format!("drill-{}", SystemClock.now_ms())),
+    )
+    .map_err(|e| Error::io(e.to_string()))?;
+    // Outside the data dir check: the drill is the daemon's own scratch.
+    let partial = backup::partial_path(&scratch);
+    let result = async {
+        let built = build(c, &t, &m, None, &partial).await?;
+        let (config, dir) = (c.config.clone(), partial.clone());
+        let keys = blocking(move || crate::engine::read_all_read_only(&dir, &config)).await?;
+        Ok::<_, Error>((built, keys))
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&partial);
+    let (built, keys) = result?;
+    Ok(
+        json!({"ok": true, "backup": m.name, "sequence": m.sequence, "keys": keys,
+        "bytes": built.bytes, "duration_ms": started.elapsed().as_secs_f64() * 1000.0,
+        "at": iso_ms(SystemClock.now_ms())}),
     )
 }

@@ -51,6 +51,7 @@ pub struct SchedulerActor {
     clock: Arc<dyn Clock>,
     persistence: PersistenceHandle,
     snapshots: Addr<SnapshotActor>,
+    backups: Addr<super::BackupActor>,
     board: Arc<StatusBoard>,
     timer: Option<SpawnHandle>,
 }
@@ -62,6 +63,7 @@ impl SchedulerActor {
         clock: Arc<dyn Clock>,
         persistence: PersistenceHandle,
         snapshots: Addr<SnapshotActor>,
+        backups: Addr<super::BackupActor>,
         board: Arc<StatusBoard>,
     ) -> Self {
         SchedulerActor {
@@ -70,6 +72,7 @@ impl SchedulerActor {
             clock,
             persistence,
             snapshots,
+            backups,
             board,
             timer: None,
         }
@@ -108,11 +111,26 @@ impl SchedulerActor {
                     policy: policy.clone(),
                 }),
                 Action::WalCheckpoint => Op::WalCheckpoint(WalCheckpointParams { force: false }),
+                Action::BackupCreate { full } => Op::BackupCreate(crate::ops::BackupCreateParams {
+                    full: *full,
+                    ..Default::default()
+                }),
+                Action::BackupPrune { policy } => Op::BackupPrune(crate::ops::BackupPruneParams {
+                    location: None,
+                    dry_run: false,
+                    policy: policy.clone(),
+                }),
+                Action::BackupDrill => Op::BackupDrill(crate::ops::NoParams {}),
             };
             tracing::info!(job = %name, action = job.action.name(), "scheduled job starting");
             let (persistence, snapshots) = (self.persistence.clone(), self.snapshots.clone());
+            let backups = self.backups.clone();
             let fut = async move {
                 match op.route() {
+                    crate::ops::Route::Backup => backups
+                        .send(super::BackupCmd(op))
+                        .await
+                        .map_err(|e| Error::unavailable(format!("backup actor: {e}")))?,
                     crate::ops::Route::Snapshot => snapshots
                         .send(SnapshotCmd(op))
                         .await

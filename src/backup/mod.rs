@@ -15,6 +15,7 @@
 //! backup is visible only once its manifest exists; the manifest carries its
 //! own SHA-256, so a damaged manifest is detected, not trusted.
 
+pub mod prune;
 pub mod target;
 pub mod wal;
 
@@ -180,7 +181,7 @@ impl Target {
     }
 
     /// Every object name under `objects/`.
-    async fn existing_objects(&self) -> Result<HashSet<String>> {
+    pub async fn existing_objects(&self) -> Result<HashSet<String>> {
         let prefix = self.path("objects");
         let base = self.prefix_len();
         self.store
@@ -216,6 +217,13 @@ impl Target {
             .await
             .map_err(|e| self.err(&format!("completing the upload of {rel}"), e))?;
         Ok(())
+    }
+
+    pub(crate) async fn delete_object(&self, rel: &str) -> Result<()> {
+        match self.store.delete(&self.path(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(&format!("deleting {rel}"), e)),
+        }
     }
 
     pub(crate) async fn get_object(&self, rel: &str) -> Result<Bytes> {

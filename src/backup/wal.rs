@@ -150,6 +150,25 @@ impl Archive<'_> {
         Ok(out)
     }
 
+    /// Where an empty archive starts (`wal/START`), if recorded.
+    pub async fn start(&self) -> Result<Option<u64>> {
+        match self.target.get_object("wal/START").await {
+            Ok(b) => String::from_utf8_lossy(&b)
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| Error::corruption("wal/START does not hold a sequence number")),
+            Err(e) if e.kind == crate::error::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn set_start(&self, sequence: u64) -> Result<()> {
+        self.target
+            .put_object("wal/START", Bytes::from(sequence.to_string()))
+            .await
+    }
+
     /// The last archived sequence (None: nothing archived yet).
     pub async fn last_sequence(&self) -> Result<Option<u64>> {
         Ok(self.segments().await?.last().map(|s| s.last))

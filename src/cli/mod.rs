@@ -290,6 +290,27 @@ client_commands! {
         /// time (RFC 3339, e.g. 2026-11-25T10:00:00Z, or epoch ms).
         #[arg(long)] to_time: Option<String>,
     }
+    /// Delete backups by keep-* rules; PITR-safe (plan first with --dry-run).
+    BackupPrune => "backup_prune", rename_all = "kebab-case" {
+        #[arg(long)] location: Option<String>,
+        /// Print the plan; delete nothing.
+        #[arg(long)] dry_run: bool,
+        #[arg(long)] keep_last: Option<u32>,
+        #[arg(long)] keep_hourly: Option<u32>,
+        #[arg(long)] keep_daily: Option<u32>,
+        #[arg(long)] keep_weekly: Option<u32>,
+        #[arg(long)] keep_monthly: Option<u32>,
+        /// e.g. 36h, 7d, 2w.
+        #[arg(long)] keep_within: Option<String>,
+    }
+    /// Replicate backups to another location (only what it lacks).
+    BackupCopy => "backup_copy" {
+        #[arg(long)] from: Option<String>,
+        #[arg(long)] to: String,
+        #[arg(long)] name: Option<String>,
+    }
+    /// Restore the newest backup into a scratch dir, read it all, publish the result.
+    BackupDrill => "backup_drill" {}
     /// Ship the WAL batches not yet archived (one pass).
     WalArchive => "wal_archive" {
         #[arg(long)] to: Option<String>,
@@ -416,6 +437,9 @@ pub enum BackupCmd {
     List(BackupList),
     Verify(BackupVerify),
     Restore(BackupRestore),
+    Prune(BackupPrune),
+    Copy(BackupCopy),
+    Drill(BackupDrill),
 }
 
 /// A local path given on the command line, made absolute (the daemon runs
@@ -556,6 +580,18 @@ pub async fn run_client(command: Command) -> Result<String> {
                 absolute(&mut c.to)?;
                 send(&c).await
             }
+            BackupCmd::Prune(mut c) => {
+                absolute(&mut c.location)?;
+                send(&c).await
+            }
+            BackupCmd::Copy(mut c) => {
+                absolute(&mut c.from)?;
+                let mut to = Some(c.to.clone());
+                absolute(&mut to)?;
+                c.to = to.unwrap_or_default();
+                send(&c).await
+            }
+            BackupCmd::Drill(c) => send(&c).await,
         },
         other => Err(Error::internal(format!("not a client command: {other:?}"))),
     }
