@@ -74,6 +74,12 @@ pub struct BackupConfig {
     pub archive_interval_ms: u64,
     /// `backup prune` keeps every point of this window restorable.
     pub pitr_window_secs: u64,
+    /// Encrypt every new backup (AES-256-GCM), not only `--encrypt` ones.
+    pub encrypt: bool,
+    /// The key-encryption keys (JSON, mode 0600). Unset:
+    /// `<data-dir>/backup-keyring.json`, created on the first encrypted backup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyring: Option<PathBuf>,
 }
 
 impl Default for BackupConfig {
@@ -83,6 +89,8 @@ impl Default for BackupConfig {
             archive_wal: false,
             archive_interval_ms: 1000,
             pitr_window_secs: 86_400,
+            encrypt: false,
+            keyring: None,
         }
     }
 }

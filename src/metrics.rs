@@ -258,5 +258,19 @@ pub fn render(engine: &Engine, board: &StatusBoard, data_dir: &Path) -> String {
         "Seconds since the store was opened.",
         st.uptime_secs as f64,
     );
+    if let Some(at) = board
+        .records()
+        .get("backup")
+        .and_then(|b| b["last_backup_at_ms"].as_i64())
+    {
+        let age =
+            (crate::clock::Clock::now_ms(&crate::clock::SystemClock) - at).max(0) as f64 / 1000.0;
+        o.one(
+            "ruvector_storage_backup_age_seconds",
+            "gauge",
+            "Seconds since the last successful backup.",
+            age,
+        );
+    }
     o.0
 }

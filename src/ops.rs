@@ -199,6 +199,9 @@ pub struct BackupCreateParams {
     /// Skip objects the target already has (the default).
     #[serde(default)]
     pub incremental: bool,
+    /// Encrypt (AES-256-GCM under a key from the keyring).
+    #[serde(default)]
+    pub encrypt: bool,
     /// Default: `backup-YYYYMMDD-HHMMSS-mmm`.
     #[serde(default)]
     pub name: Option<String>,

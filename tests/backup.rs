@@ -306,12 +306,52 @@ fn cli_backup_commands_and_default_destination() {
         "50%",
     ]);
     assert_eq!(code, 0, "{e}");
+    // Encrypted through the daemon: the keyring is created 0600 on first use.
+    let (code, out, e) = cli(&[
+        "backup",
+        "create",
+        "--connect",
+        &url,
+        "--name",
+        "sealed",
+        "--encrypt",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{e}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["name"], "sealed");
+    let ring = tmp.path().join("data/backup-keyring.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&ring).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let (code, out, e) = cli(&[
+        "backup",
+        "verify",
+        "--connect",
+        &url,
+        "--name",
+        "sealed",
+        "--read-data",
+    ]);
+    assert_eq!(code, 0, "{e}{out}");
     // Damage an object: verify names it and exits 5.
     let objects: PathBuf = tmp.path().join("data/backups/objects");
-    let victim = walk(&objects).into_iter().next().unwrap();
-    std::fs::write(&victim, b"garbage").unwrap();
-    let (code, out, _) = cli(&["backup", "verify", "--connect", &url, "--read-data"]);
+    for victim in walk(&objects) {
+        std::fs::write(&victim, b"garbage").unwrap();
+    }
+    let (code, out, e) = cli(&[
+        "backup",
+        "verify",
+        "--connect",
+        &url,
+        "--name",
+        "first",
+        "--read-data",
+    ]);
     assert_eq!(code, 5, "{out}");
+    assert!(e.contains("objects/"), "the bad object is named: {e}");
     let (code, _, e) = cli(&[
         "backup",
         "create",

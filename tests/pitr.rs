@@ -156,17 +156,15 @@ async fn twenty_random_points_restore_exactly() {
     assert!(r["events"][0]["sequence"].as_u64().unwrap() > base);
 
     // A damaged segment: the restore fails and leaves nothing behind.
-    let wal_dir = backups.join("wal");
-    let seg = std::fs::read_dir(&wal_dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let mut b = std::fs::read(&seg).unwrap();
-    let mid = b.len() / 2;
-    b[mid] ^= 0xff;
-    std::fs::write(&seg, b).unwrap();
+    for e in std::fs::read_dir(backups.join("wal")).unwrap() {
+        let seg = e.unwrap().path();
+        if seg.extension().is_some_and(|x| x == "seg") {
+            let mut b = std::fs::read(&seg).unwrap();
+            let mid = b.len() / 2;
+            b[mid] ^= 0xff;
+            std::fs::write(&seg, b).unwrap();
+        }
+    }
     let out = tmp.path().join("broken");
     let (code, msg) = err(
         &c,

@@ -135,11 +135,36 @@ pub fn default_destination(config: &Config) -> Result<String> {
 }
 
 fn target(c: &Ctx, url: Option<&str>) -> Result<Target> {
+    target_with(c, url, false)
+}
+
+fn keyring_path(config: &Config) -> PathBuf {
+    config
+        .backup
+        .keyring
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("backup-keyring.json"))
+}
+
+/// A target with the keyring attached when there is one (created when
+/// `create_keyring`: an encrypted backup is about to be made).
+fn target_with(c: &Ctx, url: Option<&str>, create_keyring: bool) -> Result<Target> {
     let url = match url {
         Some(u) => u.to_string(),
         None => default_destination(&c.config)?,
     };
-    Target::open(&url)
+    let path = keyring_path(&c.config);
+    let keyring = if create_keyring {
+        Some(backup::crypto::Keyring::load_or_create(
+            &path,
+            &iso_ms(SystemClock.now_ms()),
+        )?)
+    } else if path.exists() {
+        Some(backup::crypto::Keyring::load(&path)?)
+    } else {
+        None
+    };
+    Ok(Target::open(&url)?.with_keyring(keyring.map(Arc::new)))
 }
 
 /// `"10%"` or `"10"` → 0.10.
@@ -260,7 +285,8 @@ async fn create(c: &Ctx, p: crate::ops::BackupCreateParams) -> Result<Value> {
     if p.full && p.incremental {
         return Err(Error::invalid("give either full or incremental, not both"));
     }
-    let t = target(c, p.destination.as_deref())?;
+    let encrypt = p.encrypt || c.config.backup.encrypt;
+    let t = target_with(c, p.destination.as_deref(), encrypt)?;
     let name = p
         .name
         .clone()
@@ -303,14 +329,15 @@ async fn create(c: &Ctx, p: crate::ops::BackupCreateParams) -> Result<Value> {
     .await;
     let result = match cut {
         Ok((sequence, files)) => {
-            t.upload(
-                &stage,
-                &files,
-                &name,
+            t.upload(backup::UploadSpec {
+                dir: &stage,
+                files: &files,
+                name: &name,
                 sequence,
-                p.full,
-                SystemClock.now_ms(),
-            )
+                full: p.full,
+                encrypt,
+                now_ms: SystemClock.now_ms(),
+            })
             .await
         }
         Err(e) => Err(e),
@@ -727,6 +754,12 @@ async fn wal_replay(c: &Ctx, p: crate::ops::WalReplayParams) -> Result<Value> {
 async fn prune(c: &Ctx, p: crate::ops::BackupPruneParams) -> Result<Value> {
     let t = target(c, p.location.as_deref())?;
     let backups = t.list().await?;
+    if let Some(b) = backups.iter().find(|b| b.is_sealed()) {
+        return Err(Error::invalid(format!(
+            "backup {:?} is encrypted and the keyring is not available: prune cannot tell which objects it uses, so nothing was deleted",
+            b.name
+        )));
+    }
     let objects = t.existing_objects().await?;
     let segments = backup::wal::Archive { target: &t }.segments().await?;
     let window_ms = (c.config.backup.pitr_window_secs as i64).saturating_mul(1000);
@@ -772,6 +805,12 @@ async fn copy(c: &Ctx, p: crate::ops::BackupCopyParams) -> Result<Value> {
     let mut copied_bytes = 0u64;
     let mut copied = Vec::new();
     for m in &wanted {
+        if m.is_sealed() {
+            return Err(Error::invalid(format!(
+                "backup {:?} is encrypted and the keyring is not available; nothing was copied for it",
+                m.name
+            )));
+        }
         if to.exists(&m.name).await? {
             continue;
         }

@@ -191,7 +191,11 @@ impl StatusActor {
                         0.0
                     };
                     let gb = |b: u64| (b as f64 / 1e9 * 1000.0).round() / 1000.0;
-                    let backup_age_hours: Option<f64> = None; // no backups until the backup actor exists
+                    let backup_age_hours: Option<f64> = board
+                        .records()
+                        .get("backup")
+                        .and_then(|b| b["last_backup_at_ms"].as_i64())
+                        .map(|at| ((now_ms - at).max(0) as f64 / 36_000.0).round() / 100.0);
                     let metrics = json!({
                         "total_size_gb": gb(record.store_bytes),
                         "available_space_gb": gb(avail),

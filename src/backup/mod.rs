@@ -15,6 +15,7 @@
 //! backup is visible only once its manifest exists; the manifest carries its
 //! own SHA-256, so a damaged manifest is detected, not trusted.
 
+pub mod crypto;
 pub mod prune;
 pub mod target;
 pub mod wal;
@@ -63,12 +64,33 @@ pub struct BackupFile {
     pub encoding: Encoding,
     /// Bytes of the object.
     pub stored_size: u64,
+    /// Encrypted backups: the object's own AES-256-GCM key (base64; only
+    /// ever stored inside the sealed file list) and its random name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_name: Option<String>,
 }
 
 impl BackupFile {
     pub fn object(&self) -> String {
-        object_name(&self.sha256)
+        self.object_name
+            .clone()
+            .unwrap_or_else(|| object_name(&self.sha256))
     }
+}
+
+/// How an encrypted backup's file list is protected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptionInfo {
+    pub algorithm: String,
+    /// The key-encryption key that wrapped the data key.
+    pub kek: crypto::KeyRef,
+    /// The per-backup data key, sealed under the KEK (base64).
+    pub wrapped_dek: String,
+    /// The file list, sealed under the data key with the manifest's clear
+    /// fields as AAD (base64).
+    pub sealed_files: String,
 }
 
 fn object_name(sha: &str) -> String {
@@ -96,6 +118,9 @@ pub struct BackupManifest {
     pub total_bytes: u64,
     pub uploaded_bytes: u64,
     pub uploaded_objects: u64,
+    /// Set for encrypted backups (`files` is then stored sealed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionInfo>,
     /// SHA-256 of this manifest serialised with `checksum` empty.
     #[serde(default)]
     pub checksum: String,
@@ -110,6 +135,22 @@ fn sha256(b: &[u8]) -> String {
 }
 
 impl BackupManifest {
+    /// Encrypted, and the file list not opened.
+    pub fn is_sealed(&self) -> bool {
+        self.encryption.is_some() && self.files.is_empty()
+    }
+
+    /// What the sealed file list authenticates: everything but itself.
+    fn aad(&self) -> Result<Vec<u8>> {
+        let mut m = self.clone();
+        m.files = Vec::new();
+        m.checksum = String::new();
+        if let Some(e) = m.encryption.as_mut() {
+            e.sealed_files = String::new();
+        }
+        serde_json::to_vec(&m).map_err(|e| Error::internal(e.to_string()))
+    }
+
     fn compute_checksum(&self) -> Result<String> {
         let mut m = self.clone();
         m.checksum = String::new();
@@ -165,6 +206,21 @@ fn check_name(name: &str) -> Result<()> {
 
 fn io_err(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::io(format!("{what}: {e}"))
+}
+
+/// What [`Target::upload`] backs up.
+pub struct UploadSpec<'a> {
+    /// A checkpoint directory.
+    pub dir: &'a Path,
+    /// Its files: (name, CRC32C hex).
+    pub files: &'a [(String, String)],
+    pub name: &'a str,
+    /// The checkpoint's exact last sequence.
+    pub sequence: u64,
+    /// Upload every object even if present.
+    pub full: bool,
+    pub encrypt: bool,
+    pub now_ms: i64,
 }
 
 /// Upload statistics.
@@ -239,23 +295,46 @@ impl Target {
 
     /// Back up the files of a checkpoint directory (`files`: name, crc32c).
     /// Objects already present are skipped unless `full`.
-    pub async fn upload(
-        &self,
-        dir: &Path,
-        files: &[(String, String)],
-        name: &str,
-        sequence: u64,
-        full: bool,
-        now_ms: i64,
-    ) -> Result<BackupManifest> {
+    pub async fn upload(&self, spec: UploadSpec<'_>) -> Result<BackupManifest> {
+        let UploadSpec {
+            dir,
+            files,
+            name,
+            sequence,
+            full,
+            encrypt,
+            now_ms,
+        } = spec;
         check_name(name)?;
+        let kek = match (encrypt, &self.keyring) {
+            (false, _) => None,
+            (true, Some(k)) => Some(k.current()),
+            (true, None) => {
+                return Err(Error::invalid(
+                    "encryption needs a keyring: set [backup] keyring (a 0600 file)",
+                ))
+            }
+        };
         if self.exists(name).await? {
             return Err(Error::exists(format!(
                 "backup {name:?} already exists in {}",
                 self.url
             )));
         }
-        let parent = self.list().await?.into_iter().last();
+        let previous = self.list().await?;
+        // Encrypted objects are reused through the keys in earlier
+        // (opened) manifests: SHA-256 → (object, key).
+        let reusable: std::collections::HashMap<String, (String, String)> = if encrypt {
+            previous
+                .iter()
+                .flat_map(|m| m.files.iter())
+                .filter_map(|f| Some((f.sha256.clone(), (f.object_name.clone()?, f.key.clone()?))))
+                .collect()
+        } else {
+            Default::default()
+        };
+        let reusable = Arc::new(reusable);
+        let parent = previous.into_iter().last();
         let existing = if full {
             HashSet::new()
         } else {
@@ -266,11 +345,39 @@ impl Target {
             .map(|(file, crc)| {
                 let path = dir.join(&file);
                 let existing = existing.clone();
+                let reusable = reusable.clone();
                 async move {
-                    let (entry, body) =
+                    let (mut entry, body) =
                         tokio::task::spawn_blocking(move || encode_file(&path, &file, crc))
                             .await
                             .map_err(|e| Error::internal(format!("encoding task failed: {e}")))??;
+                    let body = if encrypt {
+                        if let Some((obj, key)) = reusable.get(&entry.sha256) {
+                            if existing.contains(obj) {
+                                let stored = self
+                                    .store
+                                    .head(&self.path(obj))
+                                    .await
+                                    .map_err(|e| self.err(&format!("checking {obj}"), e))?;
+                                entry.object_name = Some(obj.clone());
+                                entry.key = Some(key.clone());
+                                entry.stored_size = stored.size;
+                                return Ok((entry, false));
+                            }
+                        }
+                        let key = crypto::random::<32>()?;
+                        let sealed = crypto::seal(&key, entry.sha256.as_bytes(), &body)?;
+                        entry.key = Some(crypto::encode_b64(&key));
+                        entry.object_name = Some(format!(
+                            "objects/{}/e-{}",
+                            &entry.sha256[..2],
+                            hex(&crypto::random::<16>()?)
+                        ));
+                        entry.stored_size = sealed.len() as u64;
+                        Bytes::from(sealed)
+                    } else {
+                        body
+                    };
                     let object = entry.object();
                     if existing.contains(&object) {
                         return Ok((entry, false));
@@ -299,13 +406,38 @@ impl Target {
                 .sum(),
             uploaded_objects: results.iter().filter(|(_, up)| *up).count() as u64,
             files: results.into_iter().map(|(f, _)| f).collect(),
+            encryption: None,
             checksum: String::new(),
         };
+        let opened = m.clone();
+        if let Some((kref, kek)) = kek {
+            let dek = crypto::random::<32>()?;
+            let files = serde_json::to_vec(&m.files).map_err(|e| Error::internal(e.to_string()))?;
+            m.files = Vec::new();
+            m.encryption = Some(EncryptionInfo {
+                algorithm: crypto::ALGORITHM.to_string(),
+                kek: kref,
+                wrapped_dek: crypto::encode_b64(&crypto::seal(
+                    kek,
+                    format!("dek:{name}").as_bytes(),
+                    &dek,
+                )?),
+                sealed_files: String::new(),
+            });
+            let sealed = crypto::seal(&dek, &m.aad()?, &files)?;
+            if let Some(e) = m.encryption.as_mut() {
+                e.sealed_files = crypto::encode_b64(&sealed);
+            }
+        }
         m.checksum = m.compute_checksum()?;
         let body = serde_json::to_vec_pretty(&m).map_err(|e| Error::internal(e.to_string()))?;
         self.put_object(&format!("backups/{name}.json"), Bytes::from(body))
             .await?;
-        Ok(m)
+        Ok(BackupManifest {
+            encryption: m.encryption,
+            checksum: m.checksum,
+            ..opened
+        })
     }
 
     pub async fn exists(&self, name: &str) -> Result<bool> {
@@ -316,8 +448,14 @@ impl Target {
         }
     }
 
-    /// The manifest of a backup (checked).
+    /// The manifest of a backup (checked; an encrypted one opened).
     pub async fn manifest(&self, name: &str) -> Result<BackupManifest> {
+        let m = self.manifest_clear(name).await?;
+        self.unseal(m)
+    }
+
+    /// The manifest as stored (checked; an encrypted file list left sealed).
+    pub async fn manifest_clear(&self, name: &str) -> Result<BackupManifest> {
         check_name(name)?;
         let bytes = match self.store.get(&self.manifest_path(name)).await {
             Ok(r) => r
@@ -333,6 +471,39 @@ impl Target {
             Err(e) => return Err(self.err(&format!("reading backup {name}"), e)),
         };
         BackupManifest::decode(name, &bytes)
+    }
+
+    /// Open an encrypted manifest's file list with the keyring.
+    pub fn unseal(&self, mut m: BackupManifest) -> Result<BackupManifest> {
+        let Some(enc) = m.encryption.clone() else {
+            return Ok(m);
+        };
+        let Some(keyring) = &self.keyring else {
+            return Err(Error::invalid(format!(
+                "backup {:?} is encrypted ({}, key {:?}); configure [backup] keyring to read it",
+                m.name, enc.algorithm, enc.kek.id
+            )));
+        };
+        let kek = keyring.get(&enc.kek)?;
+        let what = format!("backup {:?}", m.name);
+        let dek = crypto::open(
+            kek,
+            format!("dek:{}", m.name).as_bytes(),
+            &crypto::decode_b64(&enc.wrapped_dek, &what)?,
+            &format!("{what}: data key"),
+        )?;
+        let dek: [u8; 32] = dek
+            .try_into()
+            .map_err(|_| Error::corruption(format!("{what}: data key is not 32 bytes")))?;
+        let files = crypto::open(
+            &dek,
+            &m.aad()?,
+            &crypto::decode_b64(&enc.sealed_files, &what)?,
+            &format!("{what}: file list"),
+        )?;
+        m.files = serde_json::from_slice(&files)
+            .map_err(|e| Error::corruption(format!("{what}: file list: {e}")))?;
+        Ok(m)
     }
 
     /// Every backup, oldest first. A manifest that fails its checks is an
@@ -353,7 +524,12 @@ impl Target {
             let Some(name) = file.strip_suffix(".json") else {
                 continue;
             };
-            out.push(self.manifest(name).await?);
+            let m = self.manifest_clear(name).await?;
+            out.push(if m.encryption.is_some() && self.keyring.is_some() {
+                self.unseal(m)?
+            } else {
+                m
+            });
         }
         out.sort_by(|a, b| {
             (a.created_at_ms, a.sequence, &a.name).cmp(&(b.created_at_ms, b.sequence, &b.name))
@@ -476,6 +652,8 @@ fn encode_file(path: &Path, name: &str, crc32c: String) -> Result<(BackupFile, B
             crc32c,
             encoding,
             stored_size: body.len() as u64,
+            key: None,
+            object_name: None,
         },
         body,
     ))
@@ -491,6 +669,15 @@ fn decode_object(f: &BackupFile, body: Bytes) -> Result<Vec<u8>> {
             f.stored_size
         )));
     }
+    let body = match &f.key {
+        None => body,
+        Some(k) => {
+            let key: [u8; 32] = crypto::decode_b64(k, &f.name)?.try_into().map_err(|_| {
+                Error::corruption(format!("{}: object key is not 32 bytes", f.name))
+            })?;
+            Bytes::from(crypto::open(&key, f.sha256.as_bytes(), &body, &f.name)?)
+        }
+    };
     let data = match f.encoding {
         Encoding::Raw => body.to_vec(),
         Encoding::Zstd => zstd::bulk::decompress(&body, f.size as usize + 1)

@@ -133,11 +133,14 @@ mod tests {
                     crc32c: String::new(),
                     encoding: Encoding::Raw,
                     stored_size: 1,
+                    key: None,
+                    object_name: None,
                 })
                 .collect(),
             total_bytes: 0,
             uploaded_bytes: 0,
             uploaded_objects: 0,
+            encryption: None,
             checksum: String::new(),
         }
     }

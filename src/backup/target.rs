@@ -20,6 +20,8 @@ pub struct Target {
     pub url: String,
     pub store: Arc<dyn ObjectStore>,
     pub prefix: ObjPath,
+    /// Opens encrypted backups (and encrypts new ones when asked).
+    pub keyring: Option<Arc<super::crypto::Keyring>>,
 }
 
 impl Target {
@@ -63,6 +65,7 @@ impl Target {
             url: url.to_string(),
             store,
             prefix,
+            keyring: None,
         })
     }
 
@@ -80,7 +83,13 @@ impl Target {
             url: url.to_string(),
             store: Arc::new(store),
             prefix: ObjPath::default(),
+            keyring: None,
         })
+    }
+
+    pub fn with_keyring(mut self, keyring: Option<Arc<super::crypto::Keyring>>) -> Self {
+        self.keyring = keyring;
+        self
     }
 
     /// `prefix/rel`.

@@ -58,14 +58,15 @@ async fn backup(f: &Fixture, name: &str, full: bool) -> BackupManifest {
         .collect();
     let seq = f.engine.db().latest_sequence_number();
     f.target
-        .upload(
-            &f.snaps.dir(&m.name),
-            &files,
+        .upload(UploadSpec {
+            dir: &f.snaps.dir(&m.name),
+            files: &files,
             name,
-            seq,
+            sequence: seq,
             full,
-            NOW.fetch_add(1000, std::sync::atomic::Ordering::SeqCst),
-        )
+            encrypt: f.target.keyring.is_some(),
+            now_ms: NOW.fetch_add(1000, std::sync::atomic::Ordering::SeqCst),
+        })
         .await
         .unwrap()
 }
@@ -222,4 +223,77 @@ fn bad_locations_are_refused() {
         .unwrap_err()
         .message
         .contains("absolute"));
+}
+
+#[tokio::test]
+async fn encrypted_backups_hide_values_and_need_the_right_key() {
+    let mut f = fixture();
+    let ring_path = f._dir.path().join("keyring.json");
+    let ring = crypto::Keyring::load_or_create(&ring_path, "now").unwrap();
+    f.target = f.target.clone().with_keyring(Some(Arc::new(ring)));
+    let marker = "PLAINTEXT-MARKER-7d1c";
+    let entries: Vec<(String, String)> = (0..300)
+        .map(|i| (format!("k{i:04}"), format!("{marker}-{i}")))
+        .collect();
+    f.engine.kv_put_many(&entries).unwrap();
+    let m = backup(&f, "enc1", false).await;
+    assert!(m.encryption.is_some());
+    // No stored object (nor the manifest) contains a value or key name.
+    for p in walk(&f.backups) {
+        let bytes = std::fs::read(&p).unwrap();
+        assert!(
+            !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
+            "{} holds plaintext",
+            p.display()
+        );
+        assert!(
+            !bytes.windows(5).any(|w| w == b"k0001"),
+            "{} holds a key",
+            p.display()
+        );
+    }
+    // An incremental encrypted backup reuses the objects it can open.
+    put(&f.engine, 0..5, "more");
+    let m2 = backup(&f, "enc2", false).await;
+    assert!(m2.uploaded_objects < m2.files.len() as u64, "{m2:?}");
+    // With the key: restore equals the store.
+    let want = live(&f.engine);
+    let out = f._dir.path().join("restored");
+    let opened = f.target.manifest("enc2").await.unwrap();
+    f.target.download(&opened, &out).await.unwrap();
+    assert_eq!(read_all(&out, &f.config), want);
+    assert!(f.target.verify(&opened, 1.0).await.unwrap().ok);
+    // Without a keyring, or with another one: a clear error, nothing read.
+    let bare = f.target.clone().with_keyring(None);
+    let e = bare.manifest("enc2").await.unwrap_err();
+    assert!(
+        e.message.contains("encrypted") && e.message.contains("keyring"),
+        "{e}"
+    );
+    let other_path = f._dir.path().join("other.json");
+    let other = crypto::Keyring::load_or_create(&other_path, "now").unwrap();
+    let wrong = f.target.clone().with_keyring(Some(Arc::new(other)));
+    let e = wrong.manifest("enc2").await.unwrap_err();
+    assert!(e.message.contains("wrong key"), "{e}");
+    // The clear fields are authenticated: change the sequence, fix the checksum.
+    let mp = f.backups.join("backups/enc2.json");
+    let mut stored: BackupManifest = serde_json::from_slice(&std::fs::read(&mp).unwrap()).unwrap();
+    stored.sequence += 1;
+    stored.checksum = stored.compute_checksum().unwrap();
+    std::fs::write(&mp, serde_json::to_vec(&stored).unwrap()).unwrap();
+    let e = f.target.manifest("enc2").await.unwrap_err();
+    assert!(e.message.contains("authentication failed"), "{e}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

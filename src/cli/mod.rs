@@ -262,6 +262,8 @@ client_commands! {
         #[arg(long, conflicts_with = "incremental")] full: bool,
         /// Skip objects the target already has (the default).
         #[arg(long)] incremental: bool,
+        /// Encrypt with AES-256-GCM (key from [backup] keyring).
+        #[arg(long)] encrypt: bool,
         #[arg(long)] name: Option<String>,
     }
     /// Backups in a location, oldest first.
