@@ -55,6 +55,8 @@ async fn seq(c: &Client) -> u64 {
 
 struct Point {
     sequence: u64,
+    /// Just before this write was sent, and just after it was acknowledged.
+    before_ms: i64,
     after_ms: i64,
     state: BTreeMap<String, String>,
 }
@@ -98,6 +100,7 @@ async fn twenty_random_points_restore_exactly() {
             ok(&c, "backup_create", json!({"name": "b1"})).await;
         }
         let key = format!("k{}", rng.below(20));
+        let before_ms = now_ms();
         if rng.below(4) == 0 {
             ok(&c, "storage_delete", json!({"key": key})).await;
             reference.remove(&key);
@@ -106,9 +109,11 @@ async fn twenty_random_points_restore_exactly() {
             ok(&c, "storage_write", json!({"key": key, "value": value})).await;
             reference.insert(key, value);
         }
+        let after_ms = now_ms();
         points.push(Point {
             sequence: seq(&c).await,
-            after_ms: now_ms(),
+            before_ms,
+            after_ms,
             state: reference.clone(),
         });
         tokio::time::sleep(Duration::from_millis(4)).await;
@@ -135,8 +140,11 @@ async fn twenty_random_points_restore_exactly() {
         let mut params = json!({"to": out.join("db").display().to_string()});
         if by_time {
             // Between this write's acknowledgement and the next write.
-            let next_start = points[i + 1].after_ms - 1;
-            let t = points[i].after_ms + ((next_start - points[i].after_ms) / 2).max(0);
+            // Strictly between this write's acknowledgement and the start
+            // of the next one (they are at least 4 ms apart).
+            let next_start = points[i + 1].before_ms;
+            assert!(next_start - points[i].after_ms >= 2);
+            let t = points[i].after_ms + (next_start - points[i].after_ms) / 2;
             params["to_time"] = json!(t.to_string());
         } else {
             params["to_sequence"] = json!(points[i].sequence);
