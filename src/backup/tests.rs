@@ -297,3 +297,169 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Fault injection on top of the real (local) store: fail or silently drop
+/// puts after a number of them.
+#[derive(Debug)]
+struct Flaky {
+    inner: Arc<dyn object_store::ObjectStore>,
+    puts: std::sync::atomic::AtomicUsize,
+    /// Fail every put after this many (usize::MAX: never).
+    fail_after: std::sync::atomic::AtomicUsize,
+    /// Drop (acknowledge without storing) the put with this index.
+    drop_at: std::sync::atomic::AtomicUsize,
+}
+
+impl std::fmt::Display for Flaky {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Flaky({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::ObjectStore for Flaky {
+    async fn put_opts(
+        &self,
+        location: &ObjPath,
+        payload: PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let n = self.puts.fetch_add(1, SeqCst);
+        if n >= self.fail_after.load(SeqCst) {
+            return Err(object_store::Error::Generic {
+                store: "flaky",
+                source: "injected failure".into(),
+            });
+        }
+        if n == self.drop_at.load(SeqCst) {
+            return Ok(object_store::PutResult {
+                e_tag: None,
+                version: None,
+                extensions: Default::default(),
+            });
+        }
+        self.inner.put_opts(location, payload, opts).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &ObjPath,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(
+        &self,
+        location: &ObjPath,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<'static, object_store::Result<ObjPath>>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<ObjPath>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(
+        &self,
+        prefix: Option<&ObjPath>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&ObjPath>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(
+        &self,
+        from: &ObjPath,
+        to: &ObjPath,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[tokio::test]
+async fn failed_uploads_leave_no_backup_and_the_retry_resumes() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let mut f = fixture();
+    put(&f.engine, 0..3000, "a");
+    f.engine.flush().unwrap();
+    put(&f.engine, 3000..6000, "b");
+    let flaky = Arc::new(Flaky {
+        inner: f.target.store.clone(),
+        puts: AtomicUsize::new(0),
+        fail_after: AtomicUsize::new(3),
+        drop_at: AtomicUsize::new(usize::MAX),
+    });
+    f.target.store = flaky.clone();
+    // Uploads fail part-way: an error, and no visible backup.
+    let snap = f.snaps.create(&f.engine, "s1", Kind::Manual, 0).unwrap();
+    let files: Vec<(String, String)> = snap
+        .files
+        .iter()
+        .map(|x| (x.name.clone(), x.crc32c.clone()))
+        .collect();
+    assert!(files.len() > 3, "{files:?}");
+    let spec = |name: &'static str| UploadSpec {
+        dir: f.snaps.dir("s1").leak(),
+        files: files.clone().leak(),
+        name,
+        sequence: 1,
+        full: false,
+        encrypt: false,
+        now_ms: 5,
+    };
+    let e = f.target.upload(spec("one")).await.unwrap_err();
+    assert!(e.message.contains("injected"), "{e}");
+    assert!(
+        f.target.list().await.unwrap().is_empty(),
+        "no partial backup is visible"
+    );
+    assert!(!f.target.exists("one").await.unwrap());
+    // The retry skips what was uploaded before the failure.
+    flaky.fail_after.store(usize::MAX, SeqCst);
+    let m = f.target.upload(spec("one")).await.unwrap();
+    assert!(
+        m.uploaded_objects < m.files.len() as u64,
+        "resumed: {} of {} objects uploaded",
+        m.uploaded_objects,
+        m.files.len()
+    );
+    assert!(f.target.verify(&m, 1.0).await.unwrap().ok);
+    // A store that acknowledges a put it then loses: verify names the object.
+    put(&f.engine, 6000..6100, "c");
+    f.engine.flush().unwrap();
+    f.snaps.create(&f.engine, "s2", Kind::Manual, 0).unwrap();
+    let files2: Vec<(String, String)> = f
+        .snaps
+        .manifest("s2")
+        .unwrap()
+        .files
+        .iter()
+        .map(|x| (x.name.clone(), x.crc32c.clone()))
+        .collect();
+    flaky.drop_at.store(flaky.puts.load(SeqCst), SeqCst);
+    let m2 = f
+        .target
+        .upload(UploadSpec {
+            dir: &f.snaps.dir("s2"),
+            files: &files2,
+            name: "two",
+            sequence: 2,
+            full: false,
+            encrypt: false,
+            now_ms: 6,
+        })
+        .await
+        .unwrap();
+    let r = f.target.verify(&m2, 0.0).await.unwrap();
+    assert!(
+        !r.ok && r.bad.iter().any(|b| b.problem == "missing"),
+        "{r:?}"
+    );
+}
