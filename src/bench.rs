@@ -312,6 +312,10 @@ pub async fn run(args: BenchArgs) -> Result<String> {
     for (key, name, value, unit) in snaps {
         r.add(key, name, value, unit);
     }
+    // (h) backups of that store against restic, same data, same disk.
+    for (key, name, value, unit) in backup_bench(&engine, &raw_dir, &dir, args.count).await? {
+        r.add(key, name, value, unit);
+    }
     drop(engine);
 
     // (f) start-up and idle RSS, then (b) JSON-RPC ingest.
@@ -649,6 +653,128 @@ fn snapshot_bench(
             "MB/s",
         ),
     ])
+}
+
+/// Run a command, timed; None when the program is missing.
+fn timed(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Option<Duration>> {
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let t = Instant::now();
+    match cmd.output() {
+        Ok(o) if o.status.success() => Ok(Some(t.elapsed())),
+        Ok(o) => Err(Error::io(format!(
+            "{program} {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(format!("{program}: {e}"))),
+    }
+}
+
+/// (h): full backup, 1% incremental, restore and verify --read-data of the
+/// store (a) built, to a local target, beside restic on the same checkpoint.
+async fn backup_bench(
+    engine: &Arc<Engine>,
+    raw_dir: &Path,
+    dir: &Path,
+    count: usize,
+) -> Result<Vec<(&'static str, &'static str, f64, &'static str)>> {
+    use crate::backup::{Target, UploadSpec};
+    use crate::snapshot::{Kind, SnapshotStore};
+    let store = SnapshotStore::open(raw_dir)?;
+    let files_of = |name: &str| -> Result<Vec<(String, String)>> {
+        Ok(store
+            .manifest(name)?
+            .files
+            .iter()
+            .map(|f| (f.name.clone(), f.crc32c.clone()))
+            .collect())
+    };
+    let snap = store.dir("bench-4");
+    let files = files_of("bench-4")?;
+    let target = Target::open(&format!("file://{}", dir.join("backups").display()))?;
+    let seq = engine.db().latest_sequence_number();
+    let t = Instant::now();
+    let full = target
+        .upload(UploadSpec { dir: &snap, files: &files, name: "full", sequence: seq, full: true, encrypt: false, now_ms: 1 })
+        .await?;
+    let backup_s = t.elapsed().as_secs_f64();
+    let mb = full.total_bytes as f64 / 1e6;
+    // 1% of the vectors change, then an incremental backup.
+    let e2 = engine.clone();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        let cf = e2.cf(Cf::Vectors);
+        let mut b = WriteBatch::default();
+        for i in (0..count).step_by(100) {
+            b.put_cf(cf, composite_key("bench", &format!("v{i}")), codec::encode_f32(&[0.5; 8]));
+        }
+        e2.db().write(b)?;
+        e2.flush()?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| Error::internal(e.to_string()))??;
+    store.create(engine, "bench-changed", Kind::Manual, 50)?;
+    let inc = target
+        .upload(UploadSpec {
+            dir: &store.dir("bench-changed"),
+            files: &files_of("bench-changed")?,
+            name: "incremental",
+            sequence: engine.db().latest_sequence_number(),
+            full: false,
+            encrypt: false,
+            now_ms: 2,
+        })
+        .await?;
+    let t = Instant::now();
+    target.download(&full, &dir.join("restored")).await?;
+    let restore_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let v = target.verify(&full, 1.0).await?;
+    let verify_s = t.elapsed().as_secs_f64();
+    if !v.ok {
+        return Err(Error::corruption(format!("bench backup failed verification: {:?}", v.bad)));
+    }
+    let mut out = vec![
+        ("backup_mb", "(h) checkpoint backed up", mb, "MB"),
+        ("backup_full_mb_s", "(h) full backup to a local target", mb / backup_s, "MB/s"),
+        (
+            "backup_incremental_ratio",
+            "(h) incremental after 1% of vectors changed ÷ full (uploaded bytes)",
+            inc.uploaded_bytes as f64 / full.uploaded_bytes.max(1) as f64,
+            "ratio",
+        ),
+        ("backup_restore_mb_s", "(h) restore from the local target", mb / restore_s, "MB/s"),
+        ("backup_verify_mb_s", "(h) verify --read-data", mb / verify_s, "MB/s"),
+    ];
+    // restic 0.14 (Debian package restic) on the same checkpoint.
+    let repo = dir.join("restic");
+    let repo_s = repo.display().to_string();
+    let env = [("RESTIC_PASSWORD", "bench"), ("RESTIC_REPOSITORY", repo_s.as_str())];
+    let snap_s = snap.display().to_string();
+    let restored = dir.join("restic-restored").display().to_string();
+    if timed("restic", &["init"], &env)?.is_some() {
+        let b = timed("restic", &["backup", &snap_s], &env)?.unwrap_or_default();
+        let r = timed("restic", &["restore", "latest", "--target", &restored], &env)?.unwrap_or_default();
+        let c = timed("restic", &["check", "--read-data"], &env)?.unwrap_or_default();
+        let (rb, rr, rc) = (mb / b.as_secs_f64(), mb / r.as_secs_f64(), mb / c.as_secs_f64());
+        out.extend([
+            ("restic_backup_mb_s", "(h) restic 0.14 backup, same checkpoint", rb, "MB/s"),
+            ("restic_restore_mb_s", "(h) restic restore", rr, "MB/s"),
+            ("restic_check_mb_s", "(h) restic check --read-data", rc, "MB/s"),
+            ("backup_vs_restic", "(h) backup ÷ restic backup", (mb / backup_s) / rb, "ratio"),
+            ("restore_vs_restic", "(h) restore ÷ restic restore", (mb / restore_s) / rr, "ratio"),
+            ("verify_vs_restic", "(h) verify --read-data ÷ restic check --read-data", (mb / verify_s) / rc, "ratio"),
+        ]);
+    } else {
+        eprintln!("restic is not installed (apt-get install restic): (h) has no comparison");
+    }
+    Ok(out)
 }
 
 /// Drive an MCP stdio server with sequential `memory_store` calls.
