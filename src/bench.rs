@@ -701,7 +701,15 @@ async fn backup_bench(
     let seq = engine.db().latest_sequence_number();
     let t = Instant::now();
     let full = target
-        .upload(UploadSpec { dir: &snap, files: &files, name: "full", sequence: seq, full: true, encrypt: false, now_ms: 1 })
+        .upload(UploadSpec {
+            dir: &snap,
+            files: &files,
+            name: "full",
+            sequence: seq,
+            full: true,
+            encrypt: false,
+            now_ms: 1,
+        })
         .await?;
     let backup_s = t.elapsed().as_secs_f64();
     let mb = full.total_bytes as f64 / 1e6;
@@ -711,7 +719,11 @@ async fn backup_bench(
         let cf = e2.cf(Cf::Vectors);
         let mut b = WriteBatch::default();
         for i in (0..count).step_by(100) {
-            b.put_cf(cf, composite_key("bench", &format!("v{i}")), codec::encode_f32(&[0.5; 8]));
+            b.put_cf(
+                cf,
+                composite_key("bench", &format!("v{i}")),
+                codec::encode_f32(&[0.5; 8]),
+            );
         }
         e2.db().write(b)?;
         e2.flush()?;
@@ -738,38 +750,93 @@ async fn backup_bench(
     let v = target.verify(&full, 1.0).await?;
     let verify_s = t.elapsed().as_secs_f64();
     if !v.ok {
-        return Err(Error::corruption(format!("bench backup failed verification: {:?}", v.bad)));
+        return Err(Error::corruption(format!(
+            "bench backup failed verification: {:?}",
+            v.bad
+        )));
     }
     let mut out = vec![
         ("backup_mb", "(h) checkpoint backed up", mb, "MB"),
-        ("backup_full_mb_s", "(h) full backup to a local target", mb / backup_s, "MB/s"),
+        (
+            "backup_full_mb_s",
+            "(h) full backup to a local target",
+            mb / backup_s,
+            "MB/s",
+        ),
         (
             "backup_incremental_ratio",
             "(h) incremental after 1% of vectors changed ÷ full (uploaded bytes)",
             inc.uploaded_bytes as f64 / full.uploaded_bytes.max(1) as f64,
             "ratio",
         ),
-        ("backup_restore_mb_s", "(h) restore from the local target", mb / restore_s, "MB/s"),
-        ("backup_verify_mb_s", "(h) verify --read-data", mb / verify_s, "MB/s"),
+        (
+            "backup_restore_mb_s",
+            "(h) restore from the local target",
+            mb / restore_s,
+            "MB/s",
+        ),
+        (
+            "backup_verify_mb_s",
+            "(h) verify --read-data",
+            mb / verify_s,
+            "MB/s",
+        ),
     ];
     // restic 0.14 (Debian package restic) on the same checkpoint.
     let repo = dir.join("restic");
     let repo_s = repo.display().to_string();
-    let env = [("RESTIC_PASSWORD", "bench"), ("RESTIC_REPOSITORY", repo_s.as_str())];
+    let env = [
+        ("RESTIC_PASSWORD", "bench"),
+        ("RESTIC_REPOSITORY", repo_s.as_str()),
+    ];
     let snap_s = snap.display().to_string();
     let restored = dir.join("restic-restored").display().to_string();
     if timed("restic", &["init"], &env)?.is_some() {
         let b = timed("restic", &["backup", &snap_s], &env)?.unwrap_or_default();
-        let r = timed("restic", &["restore", "latest", "--target", &restored], &env)?.unwrap_or_default();
+        let r = timed(
+            "restic",
+            &["restore", "latest", "--target", &restored],
+            &env,
+        )?
+        .unwrap_or_default();
         let c = timed("restic", &["check", "--read-data"], &env)?.unwrap_or_default();
-        let (rb, rr, rc) = (mb / b.as_secs_f64(), mb / r.as_secs_f64(), mb / c.as_secs_f64());
+        let (rb, rr, rc) = (
+            mb / b.as_secs_f64(),
+            mb / r.as_secs_f64(),
+            mb / c.as_secs_f64(),
+        );
         out.extend([
-            ("restic_backup_mb_s", "(h) restic 0.14 backup, same checkpoint", rb, "MB/s"),
+            (
+                "restic_backup_mb_s",
+                "(h) restic 0.14 backup, same checkpoint",
+                rb,
+                "MB/s",
+            ),
             ("restic_restore_mb_s", "(h) restic restore", rr, "MB/s"),
-            ("restic_check_mb_s", "(h) restic check --read-data", rc, "MB/s"),
-            ("backup_vs_restic", "(h) backup ÷ restic backup", (mb / backup_s) / rb, "ratio"),
-            ("restore_vs_restic", "(h) restore ÷ restic restore", (mb / restore_s) / rr, "ratio"),
-            ("verify_vs_restic", "(h) verify --read-data ÷ restic check --read-data", (mb / verify_s) / rc, "ratio"),
+            (
+                "restic_check_mb_s",
+                "(h) restic check --read-data",
+                rc,
+                "MB/s",
+            ),
+            (
+                "backup_vs_restic",
+                "(h) backup ÷ restic backup",
+                (mb / backup_s) / rb,
+                "ratio",
+            ),
+            (
+                "restore_vs_restic",
+                "(h) restore ÷ restic restore",
+                (mb / restore_s) / rr,
+                "ratio",
+            ),
+            (
+                "verify_vs_restic",
+                "(h) verify --read-data ÷ restic check --read-data",
+                (mb / verify_s) / rc,
+                "ratio",
+            ),
         ]);
     } else {
         eprintln!("restic is not installed (apt-get install restic): (h) has no comparison");
