@@ -76,6 +76,10 @@ pub struct BackupConfig {
     pub pitr_window_secs: u64,
     /// Encrypt every new backup (AES-256-GCM), not only `--encrypt` ones.
     pub encrypt: bool,
+    /// A second destination: every backup made to the default destination
+    /// is then copied there (incrementally), e.g. another region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy_to: Option<String>,
     /// The key-encryption keys (JSON, mode 0600). Unset:
     /// `<data-dir>/backup-keyring.json`, created on the first encrypted backup.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,6 +94,7 @@ impl Default for BackupConfig {
             archive_interval_ms: 1000,
             pitr_window_secs: 86_400,
             encrypt: false,
+            copy_to: None,
             keyring: None,
         }
     }

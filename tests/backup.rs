@@ -385,8 +385,9 @@ async fn prune_copy_and_drill() {
     std::fs::write(
         &cfg,
         format!(
-            "[backup]\ndestination = \"file://{}\"\npitr-window-secs = 0\n",
-            backups.display()
+            "[backup]\ndestination = \"file://{}\"\npitr-window-secs = 0\ncopy-to = \"file://{}\"\n",
+            backups.display(),
+            tmp.path().join("region2").display()
         ),
     )
     .unwrap();
@@ -407,6 +408,17 @@ async fn prune_copy_and_drill() {
         ok(&c, "backup_create", json!({"name": format!("b{round}")})).await;
         ok(&c, "wal_archive", json!({})).await;
     }
+    // Each backup was also copied to the second destination.
+    let region2 = format!("file://{}", tmp.path().join("region2").display());
+    let l2 = ok(&c, "backup_list", json!({"location": region2})).await;
+    assert_eq!(l2["count"], 4, "{l2}");
+    let v2 = ok(
+        &c,
+        "backup_verify",
+        json!({"location": region2, "read_data": true}),
+    )
+    .await;
+    assert_eq!(v2["ok"], true, "{v2}");
     let objects_before = walk(&backups.join("objects")).len();
     // The plan first: nothing is deleted.
     let plan = ok(&c, "backup_prune", json!({"keep-last": 2, "dry-run": true})).await;

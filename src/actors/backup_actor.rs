@@ -210,7 +210,26 @@ async fn run(c: Ctx, op: Op) -> Result<Value> {
         }
         Op::BackupCreate(p) => {
             let _busy = c.busy.lock().await;
-            create(&c, p).await
+            let explicit = p.destination.is_some();
+            let mut made = create(&c, p).await;
+            // The second destination: replicate what was just made. A failed
+            // copy is reported with the backup, which itself stands.
+            if let (Ok(v), Some(second), false) = (&mut made, &c.config.backup.copy_to, explicit) {
+                let copy = crate::ops::BackupCopyParams {
+                    from: None,
+                    to: second.clone(),
+                    name: v["name"].as_str().map(str::to_string),
+                };
+                v["copy"] = match copy_backups(&c, copy).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        c.board
+                            .record_error("backup", &format!("copy to {second}: {e}"));
+                        json!({"error": e.message})
+                    }
+                };
+            }
+            made
         }
         Op::BackupRestore(p) => {
             let _busy = c.busy.lock().await;
@@ -227,7 +246,7 @@ async fn run(c: Ctx, op: Op) -> Result<Value> {
             let _archiving = c.archiving.lock().await;
             prune(&c, p).await
         }
-        Op::BackupCopy(p) => copy(&c, p).await,
+        Op::BackupCopy(p) => copy_backups(&c, p).await,
         Op::BackupDrill(_) => {
             let _busy = c.busy.lock().await;
             drill(&c).await
@@ -793,7 +812,7 @@ async fn prune(c: &Ctx, p: crate::ops::BackupPruneParams) -> Result<Value> {
 
 /// Copy what `to` lacks: objects, then WAL segments, then manifests (last,
 /// so a copied backup is visible only when complete).
-async fn copy(c: &Ctx, p: crate::ops::BackupCopyParams) -> Result<Value> {
+async fn copy_backups(c: &Ctx, p: crate::ops::BackupCopyParams) -> Result<Value> {
     let from = target(c, p.from.as_deref())?;
     let to = Target::open(&p.to)?;
     let wanted: Vec<BackupManifest> = match &p.name {
