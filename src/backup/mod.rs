@@ -176,7 +176,37 @@ impl BackupManifest {
                 m.checksum
             )));
         }
+        m.check_files()?;
         Ok(m)
+    }
+
+    /// Every file entry is safe to act on: a plain file name (a restore
+    /// writes `dir/name`), a SHA-256 in hex, an object under `objects/`.
+    fn check_files(&self) -> Result<()> {
+        for f in &self.files {
+            let bad = |why: &str| {
+                Err(Error::corruption(format!(
+                    "backup {:?}: file entry {:?} {why}",
+                    self.name, f.name
+                )))
+            };
+            if f.name.is_empty()
+                || f.name == "."
+                || f.name == ".."
+                || f.name.contains(['/', '\\', '\0'])
+            {
+                return bad("is not a plain file name");
+            }
+            if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return bad("has no valid SHA-256");
+            }
+            if let Some(o) = &f.object_name {
+                if !o.starts_with("objects/") || o.split('/').any(|p| p.is_empty() || p == "..") {
+                    return bad("names an object outside objects/");
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -503,6 +533,7 @@ impl Target {
         )?;
         m.files = serde_json::from_slice(&files)
             .map_err(|e| Error::corruption(format!("{what}: file list: {e}")))?;
+        m.check_files()?;
         Ok(m)
     }
 

@@ -203,6 +203,17 @@ async fn corruption_is_named_and_restore_refuses() {
     std::fs::write(&mp, text).unwrap();
     let e = f.target.manifest("one").await.unwrap_err();
     assert_eq!(e.kind, crate::error::ErrorKind::Corruption);
+    // A manifest whose checksum was recomputed around a traversal name is
+    // still refused: a restore never writes outside its directory.
+    let mut evil = m.clone();
+    evil.files[0].name = "../escape".into();
+    evil.checksum = evil.compute_checksum().unwrap();
+    let err = BackupManifest::decode("one", &serde_json::to_vec(&evil).unwrap()).unwrap_err();
+    assert!(err.message.contains("plain file name"), "{err}");
+    let mut evil = m.clone();
+    evil.files[0].sha256 = "é".repeat(32);
+    evil.checksum = evil.compute_checksum().unwrap();
+    assert!(BackupManifest::decode("one", &serde_json::to_vec(&evil).unwrap()).is_err());
     assert!(
         e.message.contains("one") && e.message.contains("checksum"),
         "{e}"
