@@ -39,8 +39,9 @@ struct Ctx {
     snapshot_store: Arc<SnapshotStore>,
     /// One backup or restore at a time.
     busy: Arc<tokio::sync::Mutex<()>>,
-    /// One archiving pass at a time.
-    archiving: Arc<tokio::sync::Mutex<()>>,
+    /// One archiving pass at a time; holds where the last pass ended
+    /// (location, sequence), so a pass does not list the archive again.
+    archiving: Arc<tokio::sync::Mutex<Option<(String, u64)>>>,
 }
 
 pub struct BackupActor {
@@ -83,11 +84,11 @@ impl Actor for BackupActor {
                 ctx.spawn(
                     async move {
                         // Skip a tick while the previous pass still runs.
-                        let Ok(_archiving) = c.archiving.try_lock() else {
+                        let Ok(mut last) = c.archiving.try_lock() else {
                             return;
                         };
                         let result = match target(&c, None) {
-                            Ok(t) => archive_pass(&c, &t).await,
+                            Ok(t) => archive_pass(&c, &t, &mut last).await,
                             Err(e) => Err(e),
                         };
                         if let Err(e) = result {
@@ -236,9 +237,9 @@ async fn run(c: Ctx, op: Op) -> Result<Value> {
             restore(&c, p).await
         }
         Op::WalArchive(p) => {
-            let _archiving = c.archiving.lock().await;
+            let mut last = c.archiving.lock().await;
             let t = target(&c, p.to.as_deref())?;
-            archive_pass(&c, &t).await
+            archive_pass(&c, &t, &mut last).await
         }
         Op::WalReplay(p) => wal_replay(&c, p).await,
         Op::BackupPrune(p) => {
@@ -331,18 +332,10 @@ async fn create(c: &Ctx, p: crate::ops::BackupCreateParams) -> Result<Value> {
             .map_err(|e| Error::from(e).context("backup checkpoint"))?;
         drop(engine);
         let sequence = checkpoint_sequence(&stage2, &c2.config)?;
-        let mut files = Vec::new();
-        let mut names: Vec<String> = std::fs::read_dir(&stage2)
-            .map_err(|e| Error::io(format!("{}: {e}", stage2.display())))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        for n in names {
-            let (crc, _) = snapshot::crc32c_file(&stage2.join(&n))
-                .map_err(|e| Error::io(format!("{n}: {e}")))?;
-            files.push((n, format!("{crc:08x}")));
-        }
+        let files = store_files(&stage2)?
+            .into_iter()
+            .map(|f| (f.name, f.crc32c))
+            .collect::<Vec<_>>();
         Ok((sequence, files))
     })
     .await;
@@ -648,6 +641,32 @@ async fn restore_live(
     )
 }
 
+/// The files of a store directory (checkpoint or restored store), sorted,
+/// each with its size and CRC32C; RocksDB's `LOCK` and info logs and a
+/// snapshot manifest are not part of the store.
+fn store_files(dir: &Path) -> Result<Vec<snapshot::FileEntry>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("{}: {e}", dir.display())))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != snapshot::MANIFEST && n != "LOCK" && !n.starts_with("LOG"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let (crc, size) = snapshot::crc32c_file(&dir.join(&name))
+                .map_err(|e| Error::io(format!("{name}: {e}")))?;
+            Ok(snapshot::FileEntry {
+                name,
+                size,
+                crc32c: format!("{crc:08x}"),
+            })
+        })
+        .collect()
+}
+
 /// Write a snapshot manifest for the files in `tmp` and publish it.
 fn publish_as_snapshot(
     tmp: &Path,
@@ -656,24 +675,7 @@ fn publish_as_snapshot(
     sequence: u64,
     now: i64,
 ) -> Result<()> {
-    let mut files = Vec::new();
-    let mut names: Vec<String> = std::fs::read_dir(tmp)
-        .map_err(|e| Error::io(format!("{}: {e}", tmp.display())))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != snapshot::MANIFEST && n != "LOCK" && !n.starts_with("LOG"))
-        .collect();
-    names.sort();
-    for n in names {
-        let (crc, size) =
-            snapshot::crc32c_file(&tmp.join(&n)).map_err(|e| Error::io(format!("{n}: {e}")))?;
-        files.push(snapshot::FileEntry {
-            name: n,
-            size,
-            crc32c: format!("{crc:08x}"),
-        });
-    }
+    let files = store_files(tmp)?;
     let manifest = snapshot::Manifest {
         format_version: snapshot::FORMAT_VERSION,
         name: name.to_string(),
@@ -711,9 +713,14 @@ async fn archive_start(t: &Target, engine: &crate::engine::Engine) -> Result<u64
 }
 
 /// One archiving pass to `t`.
-async fn archive_pass(c: &Ctx, t: &Target) -> Result<Value> {
+/// `last`: where the previous pass to this process ended (the caller
+/// holds the `archiving` lock).
+async fn archive_pass(c: &Ctx, t: &Target, last: &mut Option<(String, u64)>) -> Result<Value> {
     let engine = c.slot.get()?;
-    let after = archive_start(t, &engine).await?;
+    let after = match last.as_ref() {
+        Some((url, seq)) if *url == t.url => *seq,
+        _ => archive_start(t, &engine).await?,
+    };
     let latest = engine.db().latest_sequence_number();
     if after > latest {
         return Err(Error::invalid(format!(
@@ -724,6 +731,7 @@ async fn archive_pass(c: &Ctx, t: &Target) -> Result<Value> {
     let r = backup::wal::Archive { target: t }
         .pass(engine, after)
         .await?;
+    *last = Some((t.url.clone(), r.to_sequence));
     let mut record = c
         .board
         .records()

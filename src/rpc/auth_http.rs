@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use jsonrpsee::core::BoxError;
-use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
+use jsonrpsee::server::{HttpRequest, HttpResponse};
 use tower::{Layer, Service};
 
 use crate::auth::{Authenticator, Identity};
@@ -36,15 +36,10 @@ pub struct Auth<S> {
 
 fn unauthorized(why: &str) -> HttpResponse {
     let body = serde_json::json!({"error": "unauthorized", "message": why}).to_string();
-    let mut r = HttpResponse::new(HttpBody::from(body.into_bytes()));
-    *r.status_mut() = http::StatusCode::UNAUTHORIZED;
+    let mut r = super::metrics_http::response(401, "application/json", body);
     r.headers_mut().insert(
         http::header::WWW_AUTHENTICATE,
         http::HeaderValue::from_static("Bearer realm=\"ruvector-storage\""),
-    );
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
     );
     r
 }

@@ -42,7 +42,8 @@ pub struct Metrics<S> {
     render: Render,
 }
 
-fn response(status: u16, content_type: &str, body: String) -> HttpResponse {
+/// A plain HTTP response (shared by the layers in front of JSON-RPC).
+pub(crate) fn response(status: u16, content_type: &str, body: String) -> HttpResponse {
     let mut r = HttpResponse::new(HttpBody::from(body.into_bytes()));
     *r.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
