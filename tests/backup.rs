@@ -12,16 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use ruvector_storage::rpc::client::Client;
 use serde_json::{json, Value};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A server process killed on drop.
 struct Server(Child);
@@ -126,29 +117,6 @@ fn azurite(dir: &Path) -> (Server, Vec<(String, String)>, String) {
     (s, env, "az://backups/store-1".into())
 }
 
-/// Every kv key and value, in order.
-async fn state(c: &Client) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut p = json!({"prefix": "", "limit": 1000});
-        if let Some(cur) = &cursor {
-            p["cursor"] = json!(cur);
-        }
-        let page = ok(c, "storage_scan", p).await;
-        for e in page["entries"].as_array().unwrap() {
-            out.push((
-                e["key"].as_str().unwrap().to_string(),
-                e["value"].as_str().unwrap().to_string(),
-            ));
-        }
-        match page["next_cursor"].as_str() {
-            Some(n) => cursor = Some(n.to_string()),
-            None => return out,
-        }
-    }
-}
-
 async fn round_trip(tmp: &Path, env: &[(String, String)], url: &str) {
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let d = start_with(&tmp.join("data"), &env_ref, &[]);
@@ -167,7 +135,7 @@ async fn round_trip(tmp: &Path, env: &[(String, String)], url: &str) {
         )
         .await;
         ok(&c, "wal_checkpoint", json!({})).await;
-        states.push(state(&c).await);
+        states.push(dump(&c).await);
         let m = ok(
             &c,
             "backup_create",
@@ -218,7 +186,7 @@ async fn round_trip(tmp: &Path, env: &[(String, String)], url: &str) {
         .await;
         assert_eq!(r["restored"], format!("b{i}"));
         let d2 = start(&out);
-        assert_eq!(&state(&d2.client()).await, want, "backup b{i}");
+        assert_eq!(&dump(&d2.client()).await, want, "backup b{i}");
         d2.terminate();
     }
     // A non-empty target is refused and left alone.
@@ -249,7 +217,7 @@ async fn round_trip(tmp: &Path, env: &[(String, String)], url: &str) {
     .await;
     let r = ok(&c, "backup_restore", json!({"from": url, "name": "b4"})).await;
     assert!(r["undo_snapshot"].is_string(), "{r}");
-    assert_eq!(&state(&c).await, &states[4]);
+    assert_eq!(&dump(&c).await, &states[4]);
     d.terminate();
 }
 
@@ -381,22 +349,13 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 async fn prune_copy_and_drill() {
     let tmp = tempfile::tempdir().unwrap();
     let backups = tmp.path().join("backups");
-    let cfg = tmp.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!(
+    let d = start_with_config(
+        &tmp.path().join("data"),
+        &format!(
             "[backup]\ndestination = \"file://{}\"\npitr-window-secs = 0\ncopy-to = \"file://{}\"\n",
             backups.display(),
             tmp.path().join("region2").display()
         ),
-    )
-    .unwrap();
-    let d = start_full(
-        &tmp.path().join("data"),
-        &[],
-        &[],
-        &["--config", cfg.to_str().unwrap()],
-        Stdio::inherit(),
     );
     let c = d.client();
     for round in 0..4 {

@@ -14,14 +14,6 @@ use common::*;
 use ruvector_storage::rpc::client::Client;
 use serde_json::{json, Value};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_b(dir: &Path, port: u16) -> Daemon {
     start_with(dir, &[], &["--listen", &format!("127.0.0.1:{port}")])
 }

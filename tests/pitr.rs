@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -32,21 +31,6 @@ impl Rng {
     }
 }
 
-async fn kv_state(c: &Client) -> BTreeMap<String, String> {
-    let page = ok(c, "storage_scan", json!({"prefix": "", "limit": 10000})).await;
-    page["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["key"].as_str().unwrap().to_string(),
-                e["value"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 async fn seq(c: &Client) -> u64 {
     ok(c, "system_health", json!({})).await["latest_sequence"]
         .as_u64()
@@ -65,21 +49,12 @@ struct Point {
 async fn twenty_random_points_restore_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let backups = tmp.path().join("backups");
-    let cfg = tmp.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!(
+    let d = start_with_config(
+        &tmp.path().join("data"),
+        &format!(
             "[backup]\ndestination = \"file://{}\"\narchive-wal = true\narchive-interval-ms = 200\n",
             backups.display()
         ),
-    )
-    .unwrap();
-    let d = start_full(
-        &tmp.path().join("data"),
-        &[],
-        &[],
-        &["--config", cfg.to_str().unwrap()],
-        Stdio::inherit(),
     );
     let c = d.client();
     let mut reference: BTreeMap<String, String> = BTreeMap::new();
@@ -118,7 +93,10 @@ async fn twenty_random_points_restore_exactly() {
         });
         tokio::time::sleep(Duration::from_millis(4)).await;
     }
-    assert_eq!(kv_state(&c).await, reference);
+    assert_eq!(
+        dump(&c).await.into_iter().collect::<BTreeMap<_, _>>(),
+        reference
+    );
     // The continuous archiver catches up on its own; stats show its lag.
     let latest = seq(&c).await;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -152,7 +130,10 @@ async fn twenty_random_points_restore_exactly() {
         let r = ok(&c, "backup_restore", params.clone()).await;
         assert_eq!(r["restored"], if i < 30 { "b0" } else { "b1" }, "{r}");
         let d2 = start(&out);
-        let got = kv_state(&d2.client()).await;
+        let got = dump(&d2.client())
+            .await
+            .into_iter()
+            .collect::<BTreeMap<_, _>>();
         d2.terminate();
         assert_eq!(got, points[i].state, "round {round}: {params}");
     }

@@ -19,29 +19,6 @@ async fn write_keys(
     ok(c, "storage_write", json!({"entries": entries})).await;
 }
 
-/// Every key with its value, in order.
-async fn dump(c: &ruvector_storage::rpc::client::Client) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut p = json!({"prefix": "", "limit": 1000});
-        if let Some(cur) = &cursor {
-            p["cursor"] = json!(cur);
-        }
-        let page = ok(c, "storage_scan", p).await;
-        for e in page["entries"].as_array().unwrap() {
-            out.push((
-                e["key"].as_str().unwrap().to_string(),
-                e["value"].as_str().unwrap().to_string(),
-            ));
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => return out,
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_round_trip_and_undo() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ruvector_storage::rpc::client::{read_daemon_info, Client};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ruvector-storage");
 
@@ -153,4 +153,44 @@ pub fn cli_env(env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Start a daemon whose config file holds `toml` (written beside `dir`).
+pub fn start_with_config(dir: &Path, toml: &str) -> Daemon {
+    let cfg = dir.with_extension("toml");
+    std::fs::write(&cfg, toml).expect("write config");
+    let cfg = cfg.to_str().expect("utf-8 path").to_string();
+    start_full(dir, &[], &[], &["--config", &cfg], Stdio::inherit())
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+/// Every key/value pair, in key order, page by page.
+pub async fn dump(c: &Client) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut p = json!({"prefix": "", "limit": 1000});
+        if let Some(cur) = &cursor {
+            p["cursor"] = json!(cur);
+        }
+        let page = ok(c, "storage_scan", p).await;
+        for e in page["entries"].as_array().expect("entries") {
+            out.push((
+                e["key"].as_str().expect("key").to_string(),
+                e["value"].as_str().expect("value").to_string(),
+            ));
+        }
+        match page["next_cursor"].as_str() {
+            Some(n) => cursor = Some(n.to_string()),
+            None => return out,
+        }
+    }
 }
