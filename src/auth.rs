@@ -202,9 +202,8 @@ impl Grant {
             WalCheckpoint(_) | SnapshotCreate(_) | SnapshotRestore(_) | SnapshotDelete(_)
             | SnapshotVerify(_) | SnapshotPrune(_) => need_admin(),
             BackupCreate(_) | BackupList(_) | BackupVerify(_) | BackupRestore(_)
-            | BackupPrune(_) | BackupCopy(_) | BackupDrill(_) | WalArchive(_) | WalReplay(_) => {
-                need_admin()
-            }
+            | BackupPrune(_) | BackupCopy(_) | BackupDrill(_) | BackupStatus(_) | WalArchive(_)
+            | WalReplay(_) => need_admin(),
         }
     }
 

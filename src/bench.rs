@@ -6,7 +6,8 @@
 //! (c) durable single writes with 1 and 32 concurrent clients (in-process
 //! and over JSON-RPC); (d) point reads, raw vs in-process vs JSON-RPC;
 //! (e) MCP `memory_store` over stdio, optionally against another MCP server;
-//! (f) daemon start-up time and idle RSS.
+//! (f) daemon start-up time and idle RSS; (g) snapshots; (h) backups
+//! against restic; (i) continuous WAL archive lag under 5k writes/s.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -135,6 +136,15 @@ struct Daemon {
 
 impl Daemon {
     async fn start(dir: &Path, args: &BenchArgs, sync: &str) -> Result<Daemon> {
+        Self::start_env(dir, args, sync, &[]).await
+    }
+
+    async fn start_env(
+        dir: &Path,
+        args: &BenchArgs,
+        sync: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Daemon> {
         let exe = std::env::current_exe().map_err(|e| Error::io(e.to_string()))?;
         std::fs::create_dir_all(dir)?;
         let t0 = Instant::now();
@@ -151,6 +161,7 @@ impl Daemon {
             ])
             .arg(dir)
             .env("RUVECTOR_STORAGE__ROCKSDB__COMPRESSION", &args.compression)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
@@ -313,7 +324,9 @@ pub async fn run(args: BenchArgs) -> Result<String> {
         r.add(key, name, value, unit);
     }
     // (h) backups of that store against restic, same data, same disk.
-    for (key, name, value, unit) in backup_bench(&engine, &raw_dir, &dir, args.count).await? {
+    for (key, name, value, unit) in
+        backup_bench(&engine, &raw_dir, &dir, args.count, m.clone()).await?
+    {
         r.add(key, name, value, unit);
     }
     drop(engine);
@@ -470,6 +483,31 @@ pub async fn run(args: BenchArgs) -> Result<String> {
     if let Some(d) = durable {
         d.stop();
     }
+
+    // (i) continuous WAL archiving (default interval) under paced writes.
+    let ad = Daemon::start_env(
+        &dir.join("daemon-archive"),
+        &args,
+        &args.sync,
+        &[("RUVECTOR_STORAGE__BACKUP__ARCHIVE_WAL", "true")],
+    )
+    .await?;
+    let lag = archive_lag(&ad.client, 5000.0, Duration::from_secs(10)).await?;
+    ad.stop();
+    r.add(
+        "archive_write_rate",
+        "(i) paced storage_write rate while archiving",
+        lag.rate,
+        "writes/s",
+    );
+    r.add(
+        "archive_lag_p50_ms",
+        "(i) WAL archive lag, commit → archived, p50",
+        lag.p50_ms,
+        "ms",
+    );
+    r.add("archive_lag_p99_ms", "    p99", lag.p99_ms, "ms");
+    r.add("archive_lag_max_ms", "    max", lag.max_ms, "ms");
 
     // (d) point reads: raw get vs engine.kv_get (in-process) vs storage_read.
     let keys = 10_000usize;
@@ -676,15 +714,17 @@ fn timed(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Option<Du
     }
 }
 
-/// (h): full backup, 1% incremental, restore and verify --read-data of the
-/// store (a) built, to a local target, beside restic on the same checkpoint.
+/// (h): full backup, 1% incremental (both methods), restore and verify
+/// --read-data of the store (a) built, to a local target, beside restic on
+/// the same checkpoint.
 async fn backup_bench(
     engine: &Arc<Engine>,
     raw_dir: &Path,
     dir: &Path,
     count: usize,
+    m: Arc<Matrix>,
 ) -> Result<Vec<(&'static str, &'static str, f64, &'static str)>> {
-    use crate::backup::{Target, UploadSpec};
+    use crate::backup::{wal::Archive, Target, UploadSpec, WalBackupSpec};
     use crate::snapshot::{Kind, SnapshotStore};
     let store = SnapshotStore::open(raw_dir)?;
     let files_of = |name: &str| -> Result<Vec<(String, String)>> {
@@ -713,24 +753,55 @@ async fn backup_bench(
         .await?;
     let backup_s = t.elapsed().as_secs_f64();
     let mb = full.total_bytes as f64 / 1e6;
-    // 1% of the vectors change, then an incremental backup.
-    let e2 = engine.clone();
+    // 1% of the vectors change (to another real embedding, in batches of
+    // 1000), then an incremental backup of each kind.
+    let (e2, m2) = (engine.clone(), m);
     tokio::task::spawn_blocking(move || -> Result<()> {
         let cf = e2.cf(Cf::Vectors);
-        let mut b = WriteBatch::default();
-        for i in (0..count).step_by(100) {
-            b.put_cf(
-                cf,
-                composite_key("bench", &format!("v{i}")),
-                codec::encode_f32(&[0.5; 8]),
-            );
+        let changed: Vec<usize> = (0..count).step_by(100).collect();
+        for chunk in changed.chunks(1000) {
+            let mut b = WriteBatch::default();
+            for &i in chunk {
+                b.put_cf(
+                    cf,
+                    composite_key("bench", &format!("v{i}")),
+                    codec::encode_f32(m2.row((i + 7) % m2.rows)),
+                );
+            }
+            e2.db().write(b)?;
         }
-        e2.db().write(b)?;
         e2.flush()?;
         Ok(())
     })
     .await
     .map_err(|e| Error::internal(e.to_string()))??;
+    let archive = Archive::new(&target);
+    let upto = engine.db().latest_sequence_number();
+    let (mut after, mut known, mut wal_uploaded) = (seq, std::collections::HashMap::new(), 0);
+    while after < upto {
+        let r = archive.pass(engine.clone(), after).await?;
+        if r.batches == 0 {
+            break;
+        }
+        if let (Some(o), Some(h)) = (r.segment, r.sha256) {
+            known.insert(o, h);
+        }
+        wal_uploaded += r.bytes;
+        after = r.to_sequence;
+    }
+    let inc_wal = target
+        .commit_wal(WalBackupSpec {
+            name: "incremental-wal",
+            parent: &full,
+            base: &full,
+            sequence: upto,
+            wal: archive.cover(seq, upto, &known).await?,
+            uploaded_bytes: wal_uploaded,
+            uploaded_objects: known.len() as u64,
+            encrypt: false,
+            now_ms: 2,
+        })
+        .await?;
     store.create(engine, "bench-changed", Kind::Manual, 50)?;
     let inc = target
         .upload(UploadSpec {
@@ -740,7 +811,7 @@ async fn backup_bench(
             sequence: engine.db().latest_sequence_number(),
             full: false,
             encrypt: false,
-            now_ms: 2,
+            now_ms: 3,
         })
         .await?;
     let t = Instant::now();
@@ -765,7 +836,13 @@ async fn backup_bench(
         ),
         (
             "backup_incremental_ratio",
-            "(h) incremental after 1% of vectors changed ÷ full (uploaded bytes)",
+            "(h) WAL incremental after 1% of vectors changed ÷ full (bytes uploaded)",
+            inc_wal.total_bytes as f64 / full.uploaded_bytes.max(1) as f64,
+            "ratio",
+        ),
+        (
+            "backup_incremental_files_ratio",
+            "(h) files incremental after 1% of vectors changed ÷ full (bytes uploaded)",
             inc.uploaded_bytes as f64 / full.uploaded_bytes.max(1) as f64,
             "ratio",
         ),
@@ -948,6 +1025,101 @@ impl RawRpc {
 }
 
 /// `clients` connections, each making `total / clients` calls in sequence.
+/// What (i) measured.
+struct Lag {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+/// Paced single-key writes at `rate` for `span` from 16 clients; every
+/// 20 ms the store's latest sequence is sampled, and each sample's lag is
+/// the time until the archiver's `archived_sequence` (in `storage_stats`)
+/// reaches it.
+async fn archive_lag(c: &Client, rate: f64, span: Duration) -> Result<Lag> {
+    const CLIENTS: usize = 16;
+    let start = tokio::time::Instant::now();
+    let period = Duration::from_secs_f64(CLIENTS as f64 / rate);
+    let writers: Vec<_> = (0..CLIENTS)
+        .map(|w| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                let mut next = start + period.mul_f64(w as f64 / CLIENTS as f64);
+                while next < start + span {
+                    tokio::time::sleep_until(next).await;
+                    c.call(
+                        "storage_write",
+                        json!({"key": format!("lag-{w}-{n}"), "value": "x".repeat(100)}),
+                    )
+                    .await
+                    .map_err(|e| e.into_error())?;
+                    n += 1;
+                    next += period;
+                }
+                Ok::<u64, Error>(n)
+            })
+        })
+        .collect();
+    let mut pending: Vec<(Instant, u64)> = Vec::new();
+    let mut lags: Vec<f64> = Vec::new();
+    let deadline = Instant::now() + span + Duration::from_secs(10);
+    loop {
+        let now = Instant::now();
+        let writing = start.elapsed() < span;
+        if writing {
+            let h = c.health().await?;
+            if let Some(s) = h["latest_sequence"].as_u64() {
+                pending.push((now, s));
+            }
+        }
+        let stats = c
+            .call("storage_stats", json!({}))
+            .await
+            .map_err(|e| e.into_error())?;
+        let archived = stats["records"]["backup"]["wal_archive"]["archived_sequence"]
+            .as_u64()
+            .unwrap_or(0);
+        let at = Instant::now();
+        pending.retain(|(t, s)| {
+            if *s <= archived {
+                lags.push(at.duration_since(*t).as_secs_f64() * 1000.0);
+                false
+            } else {
+                true
+            }
+        });
+        if !writing && pending.is_empty() {
+            break;
+        }
+        if at > deadline {
+            return Err(Error::unavailable(format!(
+                "(i) the WAL archive did not catch up: {} samples pending, archived sequence {archived}",
+                pending.len()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut written = 0u64;
+    for w in writers {
+        written += w
+            .await
+            .map_err(|e| Error::internal(format!("writer task: {e}")))??;
+    }
+    if lags.is_empty() {
+        return Err(Error::internal("(i) no lag samples"));
+    }
+    lags.sort_by(|a, b| a.total_cmp(b));
+    let q = |p: f64| lags[((lags.len() - 1) as f64 * p).round() as usize];
+    Ok(Lag {
+        rate: written as f64 / span.as_secs_f64(),
+        p50_ms: q(0.5),
+        p99_ms: q(0.99),
+        max_ms: q(1.0),
+    })
+}
+
 async fn raw_load<F>(
     url: &str,
     clients: usize,

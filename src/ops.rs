@@ -202,6 +202,11 @@ pub struct BackupCreateParams {
     /// Encrypt (AES-256-GCM under a key from the keyring).
     #[serde(default)]
     pub encrypt: bool,
+    /// Incremental backups: `files` (new checkpoint files), `wal` (the
+    /// archived WAL since the base backup) or `auto` (the default: WAL
+    /// while it is under half the base's size, else files).
+    #[serde(default)]
+    pub method: Option<String>,
     /// Default: `backup-YYYYMMDD-HHMMSS-mmm`.
     #[serde(default)]
     pub name: Option<String>,
@@ -364,6 +369,7 @@ ops! {
     BackupPrune(BackupPruneParams) => "backup_prune",
     BackupCopy(BackupCopyParams) => "backup_copy",
     BackupDrill(NoParams) => "backup_drill",
+    BackupStatus(NoParams) => "backup_status",
     WalArchive(WalArchiveParams) => "wal_archive",
     WalReplay(WalReplayParams) => "wal_replay",
 }
@@ -401,6 +407,7 @@ impl Op {
             | Op::BackupPrune(_)
             | Op::BackupCopy(_)
             | Op::BackupDrill(_)
+            | Op::BackupStatus(_)
             | Op::WalArchive(_)
             | Op::WalReplay(_) => Route::Backup,
             _ => Route::Persistence,
@@ -508,6 +515,7 @@ pub fn execute(s: &Shared, op: Op) -> Result<Value> {
         | Op::BackupPrune(_)
         | Op::BackupCopy(_)
         | Op::BackupDrill(_)
+        | Op::BackupStatus(_)
         | Op::WalArchive(_)
         | Op::WalReplay(_)) => Err(Error::internal(format!(
             "{} is served by the {:?} actor, not the persistence actor",

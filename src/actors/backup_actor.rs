@@ -42,6 +42,8 @@ struct Ctx {
     /// One archiving pass at a time; holds where the last pass ended
     /// (location, sequence), so a pass does not list the archive again.
     archiving: Arc<tokio::sync::Mutex<Option<(String, u64)>>>,
+    /// The running backup, restore or drill (`backup_status`).
+    progress: Arc<backup::progress::Progress>,
 }
 
 pub struct BackupActor {
@@ -65,6 +67,7 @@ impl BackupActor {
                 snapshot_store,
                 busy: Arc::default(),
                 archiving: Arc::default(),
+                progress: Arc::default(),
             },
         }
     }
@@ -87,8 +90,9 @@ impl Actor for BackupActor {
                         let Ok(mut last) = c.archiving.try_lock() else {
                             return;
                         };
-                        let result = match target(&c, None) {
-                            Ok(t) => archive_pass(&c, &t, &mut last).await,
+                        let encrypt = c.config.backup.encrypt;
+                        let result = match target_with(&c, None, encrypt) {
+                            Ok(t) => archive_pass(&c, &t, &mut last, encrypt).await,
                             Err(e) => Err(e),
                         };
                         if let Err(e) = result {
@@ -165,7 +169,9 @@ fn target_with(c: &Ctx, url: Option<&str>, create_keyring: bool) -> Result<Targe
     } else {
         None
     };
-    Ok(Target::open(&url)?.with_keyring(keyring.map(Arc::new)))
+    Ok(Target::open(&url)?
+        .with_keyring(keyring.map(Arc::new))
+        .with_progress(c.progress.clone()))
 }
 
 /// `"10%"` or `"10"` → 0.10.
@@ -194,7 +200,8 @@ async fn run(c: Ctx, op: Op) -> Result<Value> {
             Ok(json!({"location": t.url, "backups": rows, "count": rows.len()}))
         }
         Op::BackupVerify(p) => {
-            let t = target(&c, p.location.as_deref())?;
+            // Not under `busy`: its own counters.
+            let t = target(&c, p.location.as_deref())?.with_progress(Arc::default());
             let m = t.resolve(p.name.as_deref()).await?;
             let fraction = match (&p.read_data, &p.read_data_subset) {
                 (true, None) => 1.0,
@@ -209,8 +216,13 @@ async fn run(c: Ctx, op: Op) -> Result<Value> {
             let r = t.verify(&m, fraction).await?;
             Ok(json!(r))
         }
+        Op::BackupStatus(_) => {
+            let (running, last) = c.progress.report();
+            Ok(json!({"running": running, "last": last}))
+        }
         Op::BackupCreate(p) => {
             let _busy = c.busy.lock().await;
+            let _progress = Running::begin(&c.progress, method);
             let explicit = p.destination.is_some();
             let mut made = create(&c, p).await;
             // The second destination: replicate what was just made. A failed
@@ -234,12 +246,16 @@ async fn run(c: Ctx, op: Op) -> Result<Value> {
         }
         Op::BackupRestore(p) => {
             let _busy = c.busy.lock().await;
+            let _progress = Running::begin(&c.progress, method);
             restore(&c, p).await
         }
         Op::WalArchive(p) => {
             let mut last = c.archiving.lock().await;
-            let t = target(&c, p.to.as_deref())?;
-            archive_pass(&c, &t, &mut last).await
+            let encrypt = c.config.backup.encrypt;
+            let t = target_with(&c, p.to.as_deref(), encrypt)?;
+            archive_pass(&c, &t, &mut last, encrypt)
+                .await
+                .map(|r| json!(r))
         }
         Op::WalReplay(p) => wal_replay(&c, p).await,
         Op::BackupPrune(p) => {
@@ -250,6 +266,7 @@ async fn run(c: Ctx, op: Op) -> Result<Value> {
         Op::BackupCopy(p) => copy_backups(&c, p).await,
         Op::BackupDrill(_) => {
             let _busy = c.busy.lock().await;
+            let _progress = Running::begin(&c.progress, method);
             drill(&c).await
         }
         other => Err(Error::internal(format!(
@@ -293,17 +310,57 @@ async fn run(c: Ctx, op: Op) -> Result<Value> {
     result
 }
 
+/// Marks an operation running in the progress until dropped.
+struct Running<'a>(&'a backup::progress::Progress);
+
+impl<'a> Running<'a> {
+    fn begin(p: &'a backup::progress::Progress, operation: &str) -> Running<'a> {
+        p.begin(operation);
+        Running(p)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
 fn summary(m: &BackupManifest) -> Value {
-    json!({"name": m.name, "kind": m.kind, "parent": m.parent, "created_at": m.created_at,
+    json!({"name": m.name, "kind": m.kind, "method": if m.is_wal() { "wal" } else { "files" },
+        "parent": m.parent, "base": m.base, "wal_segments": m.wal.len(), "created_at": m.created_at,
         "created_at_ms": m.created_at_ms, "first_sequence": m.first_sequence, "sequence": m.sequence,
         "files": m.files.len(), "total_bytes": m.total_bytes, "uploaded_bytes": m.uploaded_bytes,
         "uploaded_objects": m.uploaded_objects})
+}
+
+/// How an incremental backup is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Auto,
+    Files,
+    Wal,
 }
 
 async fn create(c: &Ctx, p: crate::ops::BackupCreateParams) -> Result<Value> {
     let started = Instant::now();
     if p.full && p.incremental {
         return Err(Error::invalid("give either full or incremental, not both"));
+    }
+    let method = match p.method.as_deref() {
+        None | Some("auto") => Method::Auto,
+        Some("files") => Method::Files,
+        Some("wal") => Method::Wal,
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "method {other:?}: expected auto, files or wal"
+            )))
+        }
+    };
+    if p.full && method == Method::Wal {
+        return Err(Error::invalid(
+            "a full backup uploads files; method wal is for incremental backups",
+        ));
     }
     let encrypt = p.encrypt || c.config.backup.encrypt;
     let t = target_with(c, p.destination.as_deref(), encrypt)?;
@@ -316,6 +373,22 @@ async fn create(c: &Ctx, p: crate::ops::BackupCreateParams) -> Result<Value> {
             "backup {name:?} already exists in {}",
             t.url
         )));
+    }
+    let mut why_files = None;
+    if !p.full && method != Method::Files {
+        match wal_incremental(c, &t, &name, encrypt, method == Method::Wal).await {
+            Ok(Ok(m)) => {
+                let mut v = summary(&m);
+                v["destination"] = json!(t.url);
+                v["duration_ms"] = json!(started.elapsed().as_secs_f64() * 1000.0);
+                return Ok(v);
+            }
+            Ok(Err(why)) => why_files = Some(why),
+            Err(e) if method == Method::Wal => {
+                return Err(e.context("a WAL-based incremental backup"))
+            }
+            Err(e) => why_files = Some(e.message),
+        }
     }
     let stage = staging_root(&c.config).join(&name);
     let (c2, stage2) = (c.clone(), stage.clone());
@@ -360,7 +433,107 @@ async fn create(c: &Ctx, p: crate::ops::BackupCreateParams) -> Result<Value> {
     v["destination"] = json!(t.url);
     v["duration_ms"] = json!(started.elapsed().as_secs_f64() * 1000.0);
     v["mb_per_s"] = json!(m.total_bytes as f64 / 1e6 / started.elapsed().as_secs_f64().max(1e-9));
+    if let Some(why) = why_files {
+        v["why_not_wal"] = json!(why);
+    }
     Ok(v)
+}
+
+/// A WAL-based incremental: archive the WAL up to the store's current
+/// sequence, then record the segments from the base backup to it.
+/// `Ok(Err(why))`: possible, but `auto` prefers files (the WAL since the
+/// base is over half the base's size).
+async fn wal_incremental(
+    c: &Ctx,
+    t: &Target,
+    name: &str,
+    encrypt: bool,
+    forced: bool,
+) -> Result<std::result::Result<BackupManifest, String>> {
+    let backups = t.list().await?;
+    let Some(parent) = backups.last() else {
+        return Err(Error::not_found(format!(
+            "no backup in {} to build on; the first backup uploads files",
+            t.url
+        )));
+    };
+    if parent.is_sealed() {
+        return Err(Error::invalid(format!(
+            "backup {:?} is encrypted and the keyring is not available",
+            parent.name
+        )));
+    }
+    let base_name = parent.base.clone().unwrap_or_else(|| parent.name.clone());
+    let base = backups
+        .iter()
+        .find(|b| b.name == base_name)
+        .ok_or_else(|| Error::not_found(format!("base backup {base_name:?} is missing")))?;
+    if encrypt != base.encryption.is_some() {
+        return Err(Error::invalid(format!(
+            "base backup {:?} is {}encrypted and this one would {}be",
+            base.name,
+            if base.encryption.is_some() {
+                ""
+            } else {
+                "not "
+            },
+            if encrypt { "" } else { "not " }
+        )));
+    }
+    let upto = c.slot.get()?.db().latest_sequence_number();
+    let mut known = std::collections::HashMap::new();
+    let (mut uploaded_bytes, mut uploaded_objects) = (0, 0);
+    let wal = {
+        let mut last = c.archiving.lock().await;
+        loop {
+            let r = archive_pass(c, t, &mut last, encrypt).await?;
+            if let (Some(o), Some(h)) = (&r.segment, &r.sha256) {
+                known.insert(o.clone(), h.clone());
+                uploaded_bytes += r.bytes;
+                uploaded_objects += 1;
+            }
+            if r.to_sequence >= upto {
+                break;
+            }
+            if r.batches == 0 {
+                return Err(Error::unavailable(format!(
+                    "the WAL archive stops at sequence {} before the store's {upto}",
+                    r.to_sequence
+                )));
+            }
+        }
+        backup::wal::Archive::new(t)
+            .cover(base.sequence, upto, &known)
+            .await?
+    };
+    if encrypt {
+        if let Some(w) = wal.iter().find(|w| !w.object.ends_with(".eseg")) {
+            return Err(Error::invalid(format!(
+                "WAL segment {} was archived without encryption",
+                w.object
+            )));
+        }
+    }
+    let wal_bytes: u64 = wal.iter().map(|w| w.size).sum();
+    if !forced && wal_bytes.saturating_mul(2) > base.total_bytes {
+        return Ok(Err(format!(
+            "the WAL since base backup {:?} is {wal_bytes} bytes, over half of its {} bytes",
+            base.name, base.total_bytes
+        )));
+    }
+    t.commit_wal(backup::WalBackupSpec {
+        name,
+        parent,
+        base,
+        sequence: upto,
+        wal,
+        uploaded_bytes,
+        uploaded_objects,
+        encrypt,
+        now_ms: SystemClock.now_ms(),
+    })
+    .await
+    .map(Ok)
 }
 
 /// The last sequence of a checkpoint, from a read-only open.
@@ -407,13 +580,17 @@ async fn restore(c: &Ctx, p: crate::ops::BackupRestoreParams) -> Result<Value> {
     let m = match (pitr, p.name.as_deref()) {
         (None, name) => t.resolve(name).await?,
         (Some(at), name) => {
+            // Bases are backups with files; the archive carries them on.
             let fits = |b: &BackupManifest| match at {
                 Pitr::Sequence(s) => b.sequence <= s,
                 Pitr::TimeMs(ms) => b.created_at_ms <= ms,
             };
             match name {
                 Some(n) => {
-                    let b = t.manifest(n).await?;
+                    let mut b = t.manifest(n).await?;
+                    if let Some(base) = &b.base {
+                        b = t.manifest(base).await?;
+                    }
                     if !fits(&b) {
                         return Err(Error::invalid(format!(
                             "backup {n:?} (sequence {}, {}) is after the requested point; name an earlier one or leave the name out",
@@ -427,7 +604,7 @@ async fn restore(c: &Ctx, p: crate::ops::BackupRestoreParams) -> Result<Value> {
                     .await?
                     .into_iter()
                     .rev()
-                    .find(|b| fits(b))
+                    .find(|b| !b.is_wal() && fits(b))
                     .ok_or_else(|| {
                         Error::not_found(format!(
                             "no backup in {} is at or before the requested point",
@@ -437,10 +614,44 @@ async fn restore(c: &Ctx, p: crate::ops::BackupRestoreParams) -> Result<Value> {
             }
         }
     };
+    let plan = plan_restore(&t, m, pitr).await?;
     match &p.to {
-        Some(to) => restore_to_path(c, &t, &m, pitr, Path::new(to), p.force, started).await,
-        None => restore_live(c, &t, &m, pitr, started).await,
+        Some(to) => restore_to_path(c, &t, &plan, Path::new(to), p.force, started).await,
+        None => restore_live(c, &t, &plan, started).await,
     }
+}
+
+/// What a restore downloads and replays.
+struct RestorePlan {
+    /// The backup asked for.
+    name: String,
+    /// The backup with files it starts from.
+    base: BackupManifest,
+    pitr: Option<Pitr>,
+    /// The segments to replay (a WAL-based backup's, checked against its
+    /// SHA-256s); None: whatever the archive holds.
+    segments: Option<Vec<backup::wal::Segment>>,
+}
+
+async fn plan_restore(t: &Target, m: BackupManifest, pitr: Option<Pitr>) -> Result<RestorePlan> {
+    let Some(base) = &m.base else {
+        return Ok(RestorePlan {
+            name: m.name.clone(),
+            base: m,
+            pitr,
+            segments: None,
+        });
+    };
+    let base = t
+        .manifest(base)
+        .await
+        .map_err(|e| e.context(format!("the base of backup {:?}", m.name)))?;
+    Ok(RestorePlan {
+        name: m.name.clone(),
+        base,
+        pitr: Some(Pitr::Sequence(m.sequence)),
+        segments: Some(m.wal.iter().map(Into::into).collect()),
+    })
 }
 
 /// What a restore built in a directory.
@@ -453,15 +664,10 @@ struct Built {
 
 /// Download the base backup into `dir` and replay the WAL archive onto it
 /// up to the point, if one is given.
-async fn build(
-    c: &Ctx,
-    t: &Target,
-    m: &BackupManifest,
-    pitr: Option<Pitr>,
-    dir: &Path,
-) -> Result<Built> {
+async fn build(c: &Ctx, t: &Target, plan: &RestorePlan, dir: &Path) -> Result<Built> {
+    let m = &plan.base;
     let bytes = t.download(m, dir).await?;
-    let Some(at) = pitr else {
+    let Some(at) = plan.pitr else {
         return Ok(Built {
             bytes,
             sequence: m.sequence,
@@ -469,10 +675,26 @@ async fn build(
             note: None,
         });
     };
-    let archive = backup::wal::Archive { target: t };
+    let archive = backup::wal::Archive::new(t);
+    let listed;
+    let segments = match &plan.segments {
+        Some(s) => s,
+        None => {
+            listed = archive.segments().await?;
+            &listed
+        }
+    };
     let (batches, reached, stopped) = match at {
-        Pitr::Sequence(s) => archive.batches(m.sequence, |b| b.sequence <= s).await?,
-        Pitr::TimeMs(ms) => archive.batches(m.sequence, |b| b.commit_ms <= ms).await?,
+        Pitr::Sequence(s) => {
+            archive
+                .batches_in(segments, m.sequence, |b| b.sequence <= s)
+                .await?
+        }
+        Pitr::TimeMs(ms) => {
+            archive
+                .batches_in(segments, m.sequence, |b| b.commit_ms <= ms)
+                .await?
+        }
     };
     let note = match at {
         Pitr::Sequence(s) if reached < s => {
@@ -489,11 +711,14 @@ async fn build(
     };
     let (config, dir2) = (c.config.clone(), dir.to_path_buf());
     let n = batches.len();
+    let replay_bytes: u64 = batches.iter().map(|b| b.data.len() as u64).sum();
+    t.progress.phase("replaying WAL", n as u64, replay_bytes);
+    let progress = t.progress.clone();
     blocking(move || {
         let (mut opts, cfs) = crate::engine::descriptors(&config);
         opts.create_if_missing(false);
         let db = rocksdb::DB::open_cf_descriptors(&opts, &dir2, cfs)?;
-        backup::wal::replay(&db, &batches)?;
+        backup::wal::replay(&db, &batches, |b| progress.advance(b.data.len() as u64))?;
         let cfs: Vec<_> = crate::engine::Cf::ALL
             .iter()
             .filter_map(|cf| db.cf_handle(cf.name()))
@@ -513,8 +738,7 @@ async fn build(
 async fn restore_to_path(
     c: &Ctx,
     t: &Target,
-    m: &BackupManifest,
-    pitr: Option<Pitr>,
+    plan: &RestorePlan,
     to: &Path,
     force: bool,
     started: Instant,
@@ -540,13 +764,14 @@ async fn restore_to_path(
     }
     let partial = backup::partial_path(to);
     let _ = std::fs::remove_dir_all(&partial);
-    let built = match build(c, t, m, pitr, &partial).await {
+    let m = &plan.base;
+    let built = match build(c, t, plan, &partial).await {
         Ok(b) => b,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&partial);
             return Err(e.context(format!(
                 "restoring backup {:?}; nothing was written to {}",
-                m.name,
+                plan.name,
                 to.display()
             )));
         }
@@ -584,7 +809,7 @@ async fn restore_to_path(
     }
     let keys = keys?;
     Ok(
-        json!({"restored": m.name, "to": to.display().to_string(), "base_sequence": m.sequence,
+        json!({"restored": plan.name, "base": m.name, "to": to.display().to_string(), "base_sequence": m.sequence,
         "sequence": built.sequence, "replayed_batches": built.replayed_batches, "note": built.note,
         "files": m.files.len(), "bytes": built.bytes, "keys": keys,
         "duration_ms": started.elapsed().as_secs_f64() * 1000.0}),
@@ -592,19 +817,14 @@ async fn restore_to_path(
 }
 
 /// Build into a snapshot and let the snapshot actor swap it in.
-async fn restore_live(
-    c: &Ctx,
-    t: &Target,
-    m: &BackupManifest,
-    pitr: Option<Pitr>,
-    started: Instant,
-) -> Result<Value> {
+async fn restore_live(c: &Ctx, t: &Target, plan: &RestorePlan, started: Instant) -> Result<Value> {
+    let m = &plan.base;
     let now = SystemClock.now_ms();
-    let snap = snapshot::default_name(&format!("restore-{}", m.name), now);
+    let snap = snapshot::default_name(&format!("restore-{}", plan.name), now);
     let final_dir = c.snapshot_store.dir(&snap);
     let tmp = c.snapshot_store.root().join(format!(".tmp-{snap}"));
     let _ = std::fs::remove_dir_all(&tmp);
-    let built = build(c, t, m, pitr, &tmp).await;
+    let built = build(c, t, plan, &tmp).await;
     let (tmp2, final2, snap2) = (tmp.clone(), final_dir.clone(), snap.clone());
     let published = match built {
         Ok(b) => {
@@ -622,7 +842,7 @@ async fn restore_live(
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(e.context(format!(
                 "restoring backup {:?}; the live store is unchanged",
-                m.name
+                plan.name
             )));
         }
     };
@@ -634,7 +854,7 @@ async fn restore_live(
         .await
         .map_err(|e| Error::unavailable(format!("snapshot actor is not running: {e}")))??;
     Ok(
-        json!({"restored": m.name, "into": "daemon", "base_sequence": m.sequence,
+        json!({"restored": plan.name, "base": m.name, "into": "daemon", "base_sequence": m.sequence,
         "sequence": built.sequence, "replayed_batches": built.replayed_batches, "note": built.note,
         "via_snapshot": snap, "undo_snapshot": restored["undo_snapshot"], "files": m.files.len(),
         "bytes": built.bytes, "duration_ms": started.elapsed().as_secs_f64() * 1000.0}),
@@ -697,7 +917,7 @@ fn publish_as_snapshot(
 /// empty archive after its recorded start (`wal/START`), which is set on
 /// the first pass to the newest backup's sequence (or the store's latest).
 async fn archive_start(t: &Target, engine: &crate::engine::Engine) -> Result<u64> {
-    let archive = backup::wal::Archive { target: t };
+    let archive = backup::wal::Archive::new(t);
     if let Some(last) = archive.last_sequence().await? {
         return Ok(last);
     }
@@ -715,7 +935,12 @@ async fn archive_start(t: &Target, engine: &crate::engine::Engine) -> Result<u64
 /// One archiving pass to `t`.
 /// `last`: where the previous pass to this process ended (the caller
 /// holds the `archiving` lock).
-async fn archive_pass(c: &Ctx, t: &Target, last: &mut Option<(String, u64)>) -> Result<Value> {
+async fn archive_pass(
+    c: &Ctx,
+    t: &Target,
+    last: &mut Option<(String, u64)>,
+    encrypt: bool,
+) -> Result<backup::wal::PassResult> {
     let engine = c.slot.get()?;
     let after = match last.as_ref() {
         Some((url, seq)) if *url == t.url => *seq,
@@ -728,7 +953,7 @@ async fn archive_pass(c: &Ctx, t: &Target, last: &mut Option<(String, u64)>) -> 
             t.url
         )));
     }
-    let r = backup::wal::Archive { target: t }
+    let r = backup::wal::Archive { target: t, encrypt }
         .pass(engine, after)
         .await?;
     *last = Some((t.url.clone(), r.to_sequence));
@@ -742,7 +967,7 @@ async fn archive_pass(c: &Ctx, t: &Target, last: &mut Option<(String, u64)>) -> 
         "store_sequence": latest, "lag_sequences": latest.saturating_sub(r.to_sequence),
         "last_pass_at": iso_ms(SystemClock.now_ms()), "last_pass_bytes": r.bytes});
     c.board.set_record("backup", record);
-    Ok(json!(r))
+    Ok(r)
 }
 
 async fn wal_replay(c: &Ctx, p: crate::ops::WalReplayParams) -> Result<Value> {
@@ -750,7 +975,7 @@ async fn wal_replay(c: &Ctx, p: crate::ops::WalReplayParams) -> Result<Value> {
     let engine = c.slot.get()?;
     let mut n = 0usize;
     let limit = p.limit.max(1);
-    let (batches, reached, _) = backup::wal::Archive { target: &t }
+    let (batches, reached, _) = backup::wal::Archive::new(&t)
         .batches(p.from_sequence, |b| {
             n += b.count as usize;
             n <= limit || n == b.count as usize
@@ -788,7 +1013,7 @@ async fn prune(c: &Ctx, p: crate::ops::BackupPruneParams) -> Result<Value> {
         )));
     }
     let objects = t.existing_objects().await?;
-    let segments = backup::wal::Archive { target: &t }.segments().await?;
+    let segments = backup::wal::Archive::new(&t).segments().await?;
     let window_ms = (c.config.backup.pitr_window_secs as i64).saturating_mul(1000);
     let plan = backup::prune::plan(
         &p.policy,
@@ -823,10 +1048,23 @@ async fn prune(c: &Ctx, p: crate::ops::BackupPruneParams) -> Result<Value> {
 async fn copy_backups(c: &Ctx, p: crate::ops::BackupCopyParams) -> Result<Value> {
     let from = target(c, p.from.as_deref())?;
     let to = Target::open(&p.to)?;
-    let wanted: Vec<BackupManifest> = match &p.name {
+    let mut wanted: Vec<BackupManifest> = match &p.name {
         Some(n) => vec![from.manifest(n).await?],
         None => from.list().await?,
     };
+    // A WAL-based backup needs its base there too (copied first).
+    let mut bases = Vec::new();
+    for m in &wanted {
+        if let Some(b) = &m.base {
+            if !wanted.iter().any(|w| &w.name == b)
+                && !bases.iter().any(|x: &BackupManifest| &x.name == b)
+            {
+                bases.push(from.manifest(b).await?);
+            }
+        }
+    }
+    bases.append(&mut wanted);
+    let wanted = bases;
     let have_objects = to.existing_objects().await?;
     let mut copied_objects = 0u64;
     let mut copied_bytes = 0u64;
@@ -853,8 +1091,8 @@ async fn copy_backups(c: &Ctx, p: crate::ops::BackupCopyParams) -> Result<Value>
         }
         copied.push(m.name.clone());
     }
-    let src_wal = backup::wal::Archive { target: &from }.segments().await?;
-    let dst_wal: HashSet<String> = backup::wal::Archive { target: &to }
+    let src_wal = backup::wal::Archive::new(&from).segments().await?;
+    let dst_wal: HashSet<String> = backup::wal::Archive::new(&to)
         .segments()
         .await?
         .into_iter()
@@ -884,6 +1122,7 @@ async fn drill(c: &Ctx) -> Result<Value> {
     let started = Instant::now();
     let t = target(c, None)?;
     let m = t.resolve(None).await?;
+    let plan = plan_restore(&t, m.clone(), None).await?;
     let scratch = std::path::absolute(
         c.config
             .data_dir
@@ -893,7 +1132,7 @@ async fn drill(c: &Ctx) -> Result<Value> {
     // Outside the data dir check: the drill is the daemon's own scratch.
     let partial = backup::partial_path(&scratch);
     let result = async {
-        let built = build(c, &t, &m, None, &partial).await?;
+        let built = build(c, &t, &plan, &partial).await?;
         let (config, dir) = (c.config.clone(), partial.clone());
         let keys = blocking(move || crate::engine::read_all_read_only(&dir, &config)).await?;
         Ok::<_, Error>((built, keys))

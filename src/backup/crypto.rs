@@ -243,6 +243,27 @@ pub fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8], what: &str) -> Result<Vec
     Ok(plain.to_vec())
 }
 
+/// A new random data key, and it wrapped by `kek` (base64) for `label` —
+/// the backup or object it protects, bound in as associated data so a
+/// wrapped key cannot be moved to another.
+pub fn new_data_key(kek: &[u8; 32], label: &str) -> Result<([u8; 32], String)> {
+    let dek = random::<32>()?;
+    let wrapped = seal(kek, format!("dek:{label}").as_bytes(), &dek)?;
+    Ok((dek, encode_b64(&wrapped)))
+}
+
+/// Unwrap what [`new_data_key`] made; `what` names it in the error.
+pub fn unwrap_data_key(kek: &[u8; 32], label: &str, wrapped: &str, what: &str) -> Result<[u8; 32]> {
+    let dek = open(
+        kek,
+        format!("dek:{label}").as_bytes(),
+        &decode_b64(wrapped, what)?,
+        &format!("{what}: data key"),
+    )?;
+    dek.try_into()
+        .map_err(|_| Error::corruption(format!("{what}: data key is not 32 bytes")))
+}
+
 pub fn encode_b64(b: &[u8]) -> String {
     b64().encode(b)
 }

@@ -7,6 +7,7 @@
 //! |--------------------------------|--------------------------------------------------|
 //! | `objects/<h2>/<sha256>`        | one file's bytes; SSTs raw (already compressed), others zstd |
 //! | `backups/<name>.json`          | the manifest: every file with size, SHA-256, object; written last |
+//! | `wal/<first>-<last>.seg`       | archived WAL batches ([`wal`]); `.eseg` when encrypted |
 //!
 //! An object is named by the SHA-256 of the file it holds, so a file
 //! already in the target (from an earlier backup, or an interrupted one) is
@@ -14,8 +15,17 @@
 //! every manifest is complete on its own (restore needs no chain walk). A
 //! backup is visible only once its manifest exists; the manifest carries its
 //! own SHA-256, so a damaged manifest is detected, not trusted.
+//!
+//! An incremental backup is one of two kinds, whichever is smaller:
+//! - *files*: the checkpoint's files, of which only the new ones are
+//!   uploaded (compaction rewrites SSTs, so after scattered updates most
+//!   of the store is new files);
+//! - *WAL*: no files; the archived WAL segments from a `base` backup (one
+//!   with files) up to this backup's sequence. Restoring it is a
+//!   point-in-time restore of the base to exactly that sequence.
 
 pub mod crypto;
+pub mod progress;
 pub mod prune;
 pub mod target;
 pub mod wal;
@@ -115,6 +125,12 @@ pub struct BackupManifest {
     pub first_sequence: u64,
     pub sequence: u64,
     pub files: Vec<BackupFile>,
+    /// WAL-based incrementals: the backup with files this one rolls
+    /// forward from, and the segments that carry it there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wal: Vec<wal::WalObject>,
     pub total_bytes: u64,
     pub uploaded_bytes: u64,
     pub uploaded_objects: u64,
@@ -135,9 +151,15 @@ fn sha256(b: &[u8]) -> String {
 }
 
 impl BackupManifest {
-    /// Encrypted, and the file list not opened.
+    /// Encrypted, and the file list not opened. (A WAL-based incremental
+    /// has no files; what it needs, its segment list, is in the clear.)
     pub fn is_sealed(&self) -> bool {
-        self.encryption.is_some() && self.files.is_empty()
+        self.encryption.is_some() && self.files.is_empty() && self.base.is_none()
+    }
+
+    /// A WAL-based incremental (no files; restored from its base).
+    pub fn is_wal(&self) -> bool {
+        self.base.is_some()
     }
 
     /// What the sealed file list authenticates: everything but itself.
@@ -206,6 +228,25 @@ impl BackupManifest {
                 }
             }
         }
+        if (self.base.is_some() && !self.files.is_empty())
+            || (self.base.is_none() && !self.wal.is_empty())
+        {
+            return Err(Error::corruption(format!(
+                "backup {:?}: a WAL-based backup has a base and segments and no files",
+                self.name
+            )));
+        }
+        for w in &self.wal {
+            if !wal::is_segment_object(&w.object)
+                || w.sha256.len() != 64
+                || !w.sha256.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return Err(Error::corruption(format!(
+                    "backup {:?}: WAL entry {:?} is not a segment under wal/ with a SHA-256",
+                    self.name, w.object
+                )));
+            }
+        }
         Ok(())
     }
 }
@@ -249,6 +290,24 @@ pub struct UploadSpec<'a> {
     pub sequence: u64,
     /// Upload every object even if present.
     pub full: bool,
+    pub encrypt: bool,
+    pub now_ms: i64,
+}
+
+/// What [`Target::commit_wal`] records: a WAL-based incremental backup.
+pub struct WalBackupSpec<'a> {
+    pub name: &'a str,
+    /// The newest backup in the target.
+    pub parent: &'a BackupManifest,
+    /// The backup with files it rolls forward from.
+    pub base: &'a BackupManifest,
+    pub sequence: u64,
+    /// Segments carrying `base.sequence` to `sequence`.
+    pub wal: Vec<wal::WalObject>,
+    /// What this backup itself uploaded (segments the archiver shipped
+    /// earlier are reused).
+    pub uploaded_bytes: u64,
+    pub uploaded_objects: u64,
     pub encrypt: bool,
     pub now_ms: i64,
 }
@@ -365,6 +424,12 @@ impl Target {
         };
         let reusable = Arc::new(reusable);
         let parent = previous.into_iter().last();
+        let bytes_total = files
+            .iter()
+            .map(|(f, _)| fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0))
+            .sum();
+        self.progress
+            .phase("uploading", files.len() as u64, bytes_total);
         let existing = if full {
             HashSet::new()
         } else {
@@ -392,6 +457,7 @@ impl Target {
                                 entry.object_name = Some(obj.clone());
                                 entry.key = Some(key.clone());
                                 entry.stored_size = stored.size;
+                                self.progress.advance(entry.size);
                                 return Ok((entry, false));
                             }
                         }
@@ -410,16 +476,18 @@ impl Target {
                     };
                     let object = entry.object();
                     if existing.contains(&object) {
+                        self.progress.advance(entry.size);
                         return Ok((entry, false));
                     }
                     self.put_object(&object, body).await?;
+                    self.progress.advance(entry.size);
                     Ok::<_, Error>((entry, true))
                 }
             })
             .buffered(PARALLEL)
             .try_collect()
             .await?;
-        let mut m = BackupManifest {
+        let m = BackupManifest {
             format_version: FORMAT_VERSION,
             name: name.to_string(),
             kind: if full { "full" } else { "incremental" }.to_string(),
@@ -436,22 +504,77 @@ impl Target {
                 .sum(),
             uploaded_objects: results.iter().filter(|(_, up)| *up).count() as u64,
             files: results.into_iter().map(|(f, _)| f).collect(),
+            base: None,
+            wal: Vec::new(),
             encryption: None,
             checksum: String::new(),
         };
+        self.write_manifest(m, kek).await
+    }
+
+    /// Record a WAL-based incremental backup (its segments are already in
+    /// the target).
+    pub async fn commit_wal(&self, spec: WalBackupSpec<'_>) -> Result<BackupManifest> {
+        check_name(spec.name)?;
+        let kek = match (spec.encrypt, &self.keyring) {
+            (false, _) => None,
+            (true, Some(k)) => Some(k.current()),
+            (true, None) => {
+                return Err(Error::invalid(
+                    "encryption needs a keyring: set [backup] keyring (a 0600 file)",
+                ))
+            }
+        };
+        if spec.base.is_wal() {
+            return Err(Error::internal(format!(
+                "backup {:?} has no files and cannot be a base",
+                spec.base.name
+            )));
+        }
+        if self.exists(spec.name).await? {
+            return Err(Error::exists(format!(
+                "backup {:?} already exists in {}",
+                spec.name, self.url
+            )));
+        }
+        let m = BackupManifest {
+            format_version: FORMAT_VERSION,
+            name: spec.name.to_string(),
+            kind: "incremental".to_string(),
+            parent: Some(spec.parent.name.clone()),
+            created_at: iso_ms(spec.now_ms),
+            created_at_ms: spec.now_ms,
+            first_sequence: spec.parent.sequence + 1,
+            sequence: spec.sequence,
+            files: Vec::new(),
+            base: Some(spec.base.name.clone()),
+            total_bytes: spec.wal.iter().map(|w| w.size).sum(),
+            wal: spec.wal,
+            uploaded_bytes: spec.uploaded_bytes,
+            uploaded_objects: spec.uploaded_objects,
+            encryption: None,
+            checksum: String::new(),
+        };
+        m.check_files()?;
+        self.write_manifest(m, kek).await
+    }
+
+    /// Seal (with a KEK) and write a manifest, last; returns it opened.
+    async fn write_manifest(
+        &self,
+        mut m: BackupManifest,
+        kek: Option<(crypto::KeyRef, &[u8; 32])>,
+    ) -> Result<BackupManifest> {
+        let name = m.name.clone();
         let opened = m.clone();
         if let Some((kref, kek)) = kek {
-            let dek = crypto::random::<32>()?;
+            let (dek, wrapped_dek) = crypto::new_data_key(kek, &name)?;
             let files = serde_json::to_vec(&m.files).map_err(|e| Error::internal(e.to_string()))?;
             m.files = Vec::new();
             m.encryption = Some(EncryptionInfo {
                 algorithm: crypto::ALGORITHM.to_string(),
                 kek: kref,
-                wrapped_dek: crypto::encode_b64(&crypto::seal(
-                    kek,
-                    format!("dek:{name}").as_bytes(),
-                    &dek,
-                )?),
+                wrapped_dek,
                 sealed_files: String::new(),
             });
             let sealed = crypto::seal(&dek, &m.aad()?, &files)?;
@@ -461,6 +584,8 @@ impl Target {
         }
         m.checksum = m.compute_checksum()?;
         let body = serde_json::to_vec_pretty(&m).map_err(|e| Error::internal(e.to_string()))?;
+        // What a reader will parse back must pass its own checks.
+        BackupManifest::decode(&name, &body)?;
         self.put_object(&format!("backups/{name}.json"), Bytes::from(body))
             .await?;
         Ok(BackupManifest {
@@ -516,15 +641,7 @@ impl Target {
         };
         let kek = keyring.get(&enc.kek)?;
         let what = format!("backup {:?}", m.name);
-        let dek = crypto::open(
-            kek,
-            format!("dek:{}", m.name).as_bytes(),
-            &crypto::decode_b64(&enc.wrapped_dek, &what)?,
-            &format!("{what}: data key"),
-        )?;
-        let dek: [u8; 32] = dek
-            .try_into()
-            .map_err(|_| Error::corruption(format!("{what}: data key is not 32 bytes")))?;
+        let dek = crypto::unwrap_data_key(kek, &m.name, &enc.wrapped_dek, &what)?;
         let files = crypto::open(
             &dek,
             &m.aad()?,
@@ -582,9 +699,64 @@ impl Target {
 
     /// Check every object: present with the right size; with `read_fraction`
     /// (0..=1) that share of files is downloaded, decoded and checksummed.
+    /// A WAL-based backup is checked with its base's files and its
+    /// segments.
     pub async fn verify(&self, m: &BackupManifest, read_fraction: f64) -> Result<VerifyReport> {
         let started = std::time::Instant::now();
-        let checks: Vec<(Option<BadObject>, u64)> = stream::iter(m.files.iter().cloned())
+        let mut bad_base = None;
+        let mut files = m.files.clone();
+        if let Some(base) = &m.base {
+            match self.manifest(base).await {
+                Ok(b) => files.extend(b.files),
+                Err(e) => {
+                    bad_base = Some(BadObject {
+                        object: format!("backups/{base}.json"),
+                        file: format!("base backup {base}"),
+                        problem: e.message,
+                    })
+                }
+            }
+        }
+        let files_checked = files.len() + m.wal.len();
+        let segments = stream::iter(m.wal.iter().cloned())
+            .map(|w| async move {
+                let bad = |problem: String| BadObject {
+                    object: w.object.clone(),
+                    file: format!("WAL {}..={}", w.first, w.last),
+                    problem,
+                };
+                let read = read_fraction >= 1.0 || sample(&w.sha256) < read_fraction;
+                if !read {
+                    return self
+                        .check_size(&w.object, w.size)
+                        .await
+                        .map(|p| (p.map(bad), 0));
+                }
+                let body = match self.get_object(&w.object).await {
+                    Ok(b) => b,
+                    Err(e) if e.kind == crate::error::ErrorKind::NotFound => {
+                        return Ok((Some(bad("missing".into())), 0))
+                    }
+                    Err(e) => return Err(e),
+                };
+                let n = body.len() as u64;
+                let got = sha256(&body);
+                if got != w.sha256 {
+                    return Ok((
+                        Some(bad(format!(
+                            "SHA-256 {got} does not match the manifest's {}",
+                            w.sha256
+                        ))),
+                        n,
+                    ));
+                }
+                let decoded = wal::decode(self.keyring.as_deref(), &w.object, &body);
+                Ok((decoded.err().map(|e| bad(e.message)), n))
+            })
+            .buffer_unordered(PARALLEL)
+            .try_collect::<Vec<(Option<BadObject>, u64)>>()
+            .await?;
+        let checks: Vec<(Option<BadObject>, u64)> = stream::iter(files)
             .map(|f| async move {
                 let object = f.object();
                 let bad = |problem: String| BadObject {
@@ -594,20 +766,10 @@ impl Target {
                 };
                 let read = read_fraction >= 1.0 || sample(&f.sha256) < read_fraction;
                 if !read {
-                    return match self.store.head(&self.path(&object)).await {
-                        Ok(meta) if meta.size == f.stored_size => Ok((None, 0)),
-                        Ok(meta) => Ok((
-                            Some(bad(format!(
-                                "size {} but the manifest says {}",
-                                meta.size, f.stored_size
-                            ))),
-                            0,
-                        )),
-                        Err(object_store::Error::NotFound { .. }) => {
-                            Ok((Some(bad("missing".into())), 0))
-                        }
-                        Err(e) => Err(self.err(&format!("checking {object}"), e)),
-                    };
+                    return self
+                        .check_size(&object, f.stored_size)
+                        .await
+                        .map(|p| (p.map(bad), 0));
                 }
                 let body = match self.get_object(&object).await {
                     Ok(b) => b,
@@ -622,12 +784,16 @@ impl Target {
             .buffer_unordered(PARALLEL)
             .try_collect()
             .await?;
+        let checks: Vec<(Option<BadObject>, u64)> = checks.into_iter().chain(segments).collect();
         let bytes_read = checks.iter().map(|(_, n)| n).sum();
-        let bad: Vec<BadObject> = checks.into_iter().filter_map(|(b, _)| b).collect();
+        let bad: Vec<BadObject> = bad_base
+            .into_iter()
+            .chain(checks.into_iter().filter_map(|(b, _)| b))
+            .collect();
         Ok(VerifyReport {
             name: m.name.clone(),
             ok: bad.is_empty(),
-            files_checked: m.files.len(),
+            files_checked,
             bytes_read,
             read_data: read_fraction > 0.0,
             bad,
@@ -635,21 +801,41 @@ impl Target {
         })
     }
 
+    /// Is the object there with this size? (None: yes; else the problem.)
+    async fn check_size(&self, object: &str, size: u64) -> Result<Option<String>> {
+        match self.store.head(&self.path(object)).await {
+            Ok(meta) if meta.size == size => Ok(None),
+            Ok(meta) => Ok(Some(format!(
+                "size {} but the manifest says {size}",
+                meta.size
+            ))),
+            Err(object_store::Error::NotFound { .. }) => Ok(Some("missing".into())),
+            Err(e) => Err(self.err(&format!("checking {object}"), e)),
+        }
+    }
+
     /// Download a backup's files into `dir` (created, must be empty),
     /// checking each against its SHA-256 before it is written.
     pub async fn download(&self, m: &BackupManifest, dir: &Path) -> Result<u64> {
         fs::create_dir_all(dir).map_err(io_err(dir.display()))?;
+        self.progress.phase(
+            "downloading",
+            m.files.len() as u64,
+            m.files.iter().map(|f| f.size).sum(),
+        );
         let sizes: Vec<u64> = stream::iter(m.files.iter().cloned())
             .map(|f| async move {
                 let body = self.get_object(&f.object()).await?;
                 let path = dir.join(&f.name);
-                tokio::task::spawn_blocking(move || {
+                let n = tokio::task::spawn_blocking(move || {
                     let data = decode_object(&f, body)?;
                     write_synced(&path, &data)?;
                     Ok::<_, Error>(data.len() as u64)
                 })
                 .await
-                .map_err(|e| Error::internal(format!("restore task failed: {e}")))?
+                .map_err(|e| Error::internal(format!("restore task failed: {e}")))??;
+                self.progress.advance(n);
+                Ok::<_, Error>(n)
             })
             .buffer_unordered(PARALLEL)
             .try_collect()

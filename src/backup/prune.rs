@@ -4,11 +4,13 @@
 //!
 //! 1. the keep-* policy picks backups (the newest is always kept);
 //! 2. the PITR window (`now - window ..= now`) must stay restorable, so the
-//!    newest backup taken at or before the window's start is kept too (the
-//!    base to roll forward from);
-//! 3. an object is deleted only if no kept backup references it;
-//! 4. a WAL segment is deleted only if it ends at or before the sequence of
-//!    the oldest kept backup (nothing kept can need it).
+//!    newest backup with files taken at or before the window's start is
+//!    kept too (the base to roll forward from);
+//! 3. a kept WAL-based incremental keeps its base;
+//! 4. an object is deleted only if no kept backup references it;
+//! 5. a WAL segment is deleted only if it ends at or before the sequence of
+//!    the oldest kept backup and no kept backup lists it (nothing kept can
+//!    need it).
 //!
 //! Deletion order makes every intermediate state safe: manifests first (a
 //! backup disappears before anything it uses), then unreferenced objects,
@@ -54,7 +56,7 @@ pub fn plan(
     if window_ms > 0 {
         if let Some(base) = backups
             .iter()
-            .filter(|b| b.created_at_ms <= start)
+            .filter(|b| b.created_at_ms <= start && !b.is_wal())
             .max_by_key(|b| (b.created_at_ms, b.sequence))
         {
             if let Some(d) = decisions.iter_mut().find(|d| d.name == base.name) {
@@ -72,6 +74,19 @@ pub fn plan(
             }
         }
     }
+    // The base of every kept WAL-based incremental (bases have files, so
+    // one pass suffices).
+    let bases: Vec<(String, String)> = backups
+        .iter()
+        .filter(|b| decisions.iter().any(|d| d.name == b.name && d.keep))
+        .filter_map(|b| Some((b.base.clone()?, b.name.clone())))
+        .collect();
+    for (base, of) in bases {
+        if let Some(d) = decisions.iter_mut().find(|d| d.name == base) {
+            d.keep = true;
+            d.reasons.push(format!("base of kept backup {of}"));
+        }
+    }
     let kept: Vec<&BackupManifest> = backups
         .iter()
         .filter(|b| decisions.iter().any(|d| d.name == b.name && d.keep))
@@ -86,11 +101,15 @@ pub fn plan(
         .cloned()
         .collect();
     delete_objects.sort();
+    let listed: HashSet<&str> = kept
+        .iter()
+        .flat_map(|b| b.wal.iter().map(|w| w.object.as_str()))
+        .collect();
     let oldest_kept = kept.iter().map(|b| b.sequence).min();
     let delete_segments = match oldest_kept {
         Some(seq) => segments
             .iter()
-            .filter(|s| s.last <= seq)
+            .filter(|s| s.last <= seq && !listed.contains(s.object.as_str()))
             .map(|s| s.object.clone())
             .collect(),
         None => Vec::new(),
@@ -116,6 +135,8 @@ mod tests {
 
     fn manifest(i: usize, created: i64, seq: u64, objs: &[u8]) -> BackupManifest {
         BackupManifest {
+            base: None,
+            wal: Vec::new(),
             format_version: 1,
             name: format!("b{i}"),
             kind: "incremental".into(),
@@ -151,7 +172,7 @@ mod tests {
         /// segments after it, and the newest backup is kept.
         #[test]
         fn prune_never_breaks_a_kept_backup_or_the_window(
-            steps in proptest::collection::vec((1i64..20_000_000, 1u64..50, proptest::collection::vec(0u8..30, 1..6)), 1..25),
+            steps in proptest::collection::vec((1i64..20_000_000, 1u64..50, proptest::collection::vec(0u8..30, 1..6), any::<bool>()), 1..25),
             keep_last in 0u32..4,
             keep_daily in 0u32..3,
             window_h in 0i64..200,
@@ -160,11 +181,27 @@ mod tests {
             let mut seq = 0u64;
             let mut backups = Vec::new();
             let mut segments = Vec::new();
-            for (i, (dt, ds, objs)) in steps.iter().enumerate() {
+            let mut base: Option<BackupManifest> = None;
+            for (i, (dt, ds, objs, wal)) in steps.iter().enumerate() {
                 t += dt * 100;
-                segments.push(Segment { first: seq + 1, last: seq + ds, object: format!("wal/{i}") });
+                segments.push(Segment { first: seq + 1, last: seq + ds, object: format!("wal/{i}"), size: 1, sha256: None });
                 seq += ds;
-                backups.push(manifest(i, t, seq, objs));
+                let mut b = manifest(i, t, seq, objs);
+                match (&base, wal) {
+                    (Some(from), true) => {
+                        // A WAL-based incremental: no files, the segments
+                        // after its base.
+                        b.files.clear();
+                        b.base = Some(from.name.clone());
+                        b.wal = segments
+                            .iter()
+                            .filter(|s| s.last > from.sequence)
+                            .map(|s| crate::backup::wal::WalObject { object: s.object.clone(), first: s.first, last: s.last, size: 1, sha256: "0".repeat(64) })
+                            .collect();
+                    }
+                    _ => base = Some(b.clone()),
+                }
+                backups.push(b);
             }
             let objects: HashSet<String> = backups.iter().flat_map(|b| b.files.iter().map(|f| f.object())).chain(["objects/zz/orphan".to_string()]).collect();
             let policy = Policy { keep_last: Some(keep_last.max(if keep_daily == 0 { 1 } else { 0 })), keep_daily: Some(keep_daily), ..Default::default() };
@@ -179,6 +216,15 @@ mod tests {
                 }
             }
             prop_assert!(p.delete_objects.contains(&"objects/zz/orphan".to_string()));
+            // A kept WAL-based backup keeps its base and its segments.
+            for b in &kept {
+                if let Some(base) = &b.base {
+                    prop_assert!(kept.iter().any(|k| &k.name == base), "kept {} lost its base {}", b.name, base);
+                    for w in &b.wal {
+                        prop_assert!(!p.delete_segments.contains(&w.object), "kept {} lost {}", b.name, w.object);
+                    }
+                }
+            }
             // Segments after the oldest kept backup survive.
             let oldest = kept.iter().map(|b| b.sequence).min().unwrap();
             for s in &segments {
@@ -189,7 +235,7 @@ mod tests {
             // Every point of the window after the first backup has a kept base.
             let start = now - window;
             if window > 0 && backups[0].created_at_ms <= start {
-                prop_assert!(kept.iter().any(|b| b.created_at_ms <= start));
+                prop_assert!(kept.iter().any(|b| b.created_at_ms <= start && b.base.is_none()));
             }
         }
     }

@@ -22,6 +22,8 @@ pub struct Target {
     pub prefix: ObjPath,
     /// Opens encrypted backups (and encrypts new ones when asked).
     pub keyring: Option<Arc<super::crypto::Keyring>>,
+    /// Where uploads and downloads count their files and bytes.
+    pub progress: Arc<super::progress::Progress>,
 }
 
 impl Target {
@@ -66,6 +68,7 @@ impl Target {
             store,
             prefix,
             keyring: None,
+            progress: Arc::default(),
         })
     }
 
@@ -84,11 +87,17 @@ impl Target {
             store: Arc::new(store),
             prefix: ObjPath::default(),
             keyring: None,
+            progress: Arc::default(),
         })
     }
 
     pub fn with_keyring(mut self, keyring: Option<Arc<super::crypto::Keyring>>) -> Self {
         self.keyring = keyring;
+        self
+    }
+
+    pub fn with_progress(mut self, progress: Arc<super::progress::Progress>) -> Self {
+        self.progress = progress;
         self
     }
 

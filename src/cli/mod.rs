@@ -264,6 +264,10 @@ client_commands! {
         #[arg(long)] incremental: bool,
         /// Encrypt with AES-256-GCM (key from [backup] keyring).
         #[arg(long)] encrypt: bool,
+        /// Incremental as: files (new checkpoint files), wal (the archived
+        /// WAL since the base backup) or auto (WAL while it is under half
+        /// the base's size).
+        #[arg(long, value_parser = ["auto", "files", "wal"], conflicts_with = "full")] method: Option<String>,
         #[arg(long)] name: Option<String>,
     }
     /// Backups in a location, oldest first.
@@ -313,6 +317,8 @@ client_commands! {
     }
     /// Restore the newest backup into a scratch dir, read it all, publish the result.
     BackupDrill => "backup_drill" {}
+    /// The running backup, restore or drill, with its progress.
+    BackupStatus => "backup_status" {}
     /// Ship the WAL batches not yet archived (one pass).
     WalArchive => "wal_archive" {
         #[arg(long)] to: Option<String>,
@@ -442,6 +448,7 @@ pub enum BackupCmd {
     Prune(BackupPrune),
     Copy(BackupCopy),
     Drill(BackupDrill),
+    Status(BackupStatus),
 }
 
 /// A local path given on the command line, made absolute (the daemon runs
@@ -473,6 +480,54 @@ async fn call(conn: &Conn, method: &str, params: Value) -> Result<Value> {
 async fn send<C: ClientCommand>(cmd: &C) -> Result<String> {
     let params = serde_json::to_value(cmd).map_err(|e| Error::internal(e.to_string()))?;
     let v = call(cmd.conn(), C::METHOD, params).await?;
+    rendered(cmd, v)
+}
+
+/// A long backup operation: [`send`], with a progress bar on stderr while
+/// it runs when stderr is a terminal (polling `backup_status`), and the
+/// final figures when it is done.
+async fn send_with_progress<C: ClientCommand>(cmd: &C) -> Result<String> {
+    use crate::backup::progress::{render, Snapshot};
+    use std::io::{IsTerminal, Write};
+    if !std::io::stderr().is_terminal() || cmd.conn().json {
+        return send(cmd).await;
+    }
+    let params = serde_json::to_value(cmd).map_err(|e| Error::internal(e.to_string()))?;
+    let client = Client::connect(&cmd.conn().target()).await?;
+    let poller = client.clone();
+    let status = || async {
+        poller
+            .call("backup_status", serde_json::json!({}))
+            .await
+            .ok()
+    };
+    let draw = |s: &Value, end: &str| {
+        if let Ok(snap) = serde_json::from_value::<Snapshot>(s.clone()) {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K{}{end}", render(&snap, 30));
+            let _ = err.flush();
+        }
+    };
+    let call = client.call(C::METHOD, params);
+    tokio::pin!(call);
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let result = loop {
+        tokio::select! {
+            r = &mut call => break r,
+            _ = tick.tick() => {
+                if let Some(s) = status().await {
+                    draw(&s["running"], "");
+                }
+            }
+        }
+    };
+    if let Some(s) = status().await {
+        draw(&s["last"], "\n");
+    }
+    rendered(cmd, result.map_err(|e| e.into_error())?)
+}
+
+fn rendered<C: ClientCommand>(cmd: &C, v: Value) -> Result<String> {
     let text = output::render(cmd.conn(), C::METHOD, &v, false);
     if (C::METHOD == "snapshot_verify" || C::METHOD == "backup_verify") && v["ok"] == false {
         return Err(Error::corruption(text));
@@ -567,7 +622,7 @@ pub async fn run_client(command: Command) -> Result<String> {
         Command::Backup(b) => match b {
             BackupCmd::Create(mut c) => {
                 absolute(&mut c.destination)?;
-                send(&c).await
+                send_with_progress(&c).await
             }
             BackupCmd::List(mut c) => {
                 absolute(&mut c.location)?;
@@ -580,7 +635,7 @@ pub async fn run_client(command: Command) -> Result<String> {
             BackupCmd::Restore(mut c) => {
                 absolute(&mut c.from)?;
                 absolute(&mut c.to)?;
-                send(&c).await
+                send_with_progress(&c).await
             }
             BackupCmd::Prune(mut c) => {
                 absolute(&mut c.location)?;
@@ -593,7 +648,8 @@ pub async fn run_client(command: Command) -> Result<String> {
                 c.to = to.unwrap_or_default();
                 send(&c).await
             }
-            BackupCmd::Drill(c) => send(&c).await,
+            BackupCmd::Drill(c) => send_with_progress(&c).await,
+            BackupCmd::Status(c) => send(&c).await,
         },
         other => Err(Error::internal(format!("not a client command: {other:?}"))),
     }

@@ -163,6 +163,20 @@ pub fn start_with_config(dir: &Path, toml: &str) -> Daemon {
     start_full(dir, &[], &[], &["--config", &cfg], Stdio::inherit())
 }
 
+/// Start a daemon backing up to `<tmp>/backups` (returned), data in
+/// `<tmp>/data`, with more `[backup]` settings from `extra` (TOML lines).
+pub fn start_backing_up(tmp: &Path, extra: &str) -> (Daemon, PathBuf) {
+    let backups = tmp.join("backups");
+    let d = start_with_config(
+        &tmp.join("data"),
+        &format!(
+            "[backup]\ndestination = \"file://{}\"\n{extra}",
+            backups.display()
+        ),
+    );
+    (d, backups)
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
