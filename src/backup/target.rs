@@ -96,6 +96,11 @@ impl Target {
         self
     }
 
+    /// A local directory (`file://` or a bare path)?
+    pub fn is_local(&self) -> bool {
+        self.url.starts_with("file://") || !self.url.contains("://")
+    }
+
     pub fn with_progress(mut self, progress: Arc<super::progress::Progress>) -> Self {
         self.progress = progress;
         self
