@@ -761,6 +761,7 @@ async fn backup_bench(
     let files = files_of("bench-4")?;
     let target = Target::open(&format!("file://{}", dir.join("backups").display()))?;
     let seq = engine.db().latest_sequence_number();
+    let history = engine.history()?;
     flush_all()?;
     let t = Instant::now();
     let full = target
@@ -772,6 +773,7 @@ async fn backup_bench(
             full: true,
             encrypt: false,
             now_ms: 1,
+            history: Some(history.clone()),
         })
         .await?;
     flush_all()?;
@@ -829,11 +831,14 @@ async fn backup_bench(
             parent: &full,
             base: &full,
             sequence: upto,
-            wal: archive.cover(seq, upto, &known).await?,
+            wal: archive
+                .vouch(archive.cover(seq, upto).await?, &known)
+                .await?,
             uploaded_bytes: wal_uploaded,
             uploaded_objects: known.len() as u64,
             encrypt: false,
             now_ms: 2,
+            history: history.clone(),
         })
         .await?;
     store.create(engine, "bench-changed", Kind::Manual, 50)?;
@@ -846,6 +851,7 @@ async fn backup_bench(
             full: false,
             encrypt: false,
             now_ms: 3,
+            history: Some(history),
         })
         .await?;
     flush_all()?;

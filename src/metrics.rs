@@ -272,5 +272,26 @@ pub fn render(engine: &Engine, board: &StatusBoard, data_dir: &Path) -> String {
             age,
         );
     }
+    let archive = board
+        .records()
+        .get("backup")
+        .map(|b| b["wal_archive"].clone())
+        .unwrap_or_default();
+    if let Some(started) = archive["last_pass_started_ms"].as_i64() {
+        let lag = (crate::clock::Clock::now_ms(&crate::clock::SystemClock) - started).max(0) as f64
+            / 1000.0;
+        o.one(
+            "ruvector_storage_wal_archive_lag_seconds",
+            "gauge",
+            "Upper bound on the age of the oldest write not yet archived (the RPO now): seconds since the start of the last archive pass that succeeded.",
+            lag,
+        );
+        o.one(
+            "ruvector_storage_wal_archive_lag_sequences",
+            "gauge",
+            "Sequences the store was ahead of the archive when the last pass ended.",
+            archive["lag_sequences"].as_f64().unwrap_or(0.0),
+        );
+    }
     o.0
 }

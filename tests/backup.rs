@@ -578,7 +578,7 @@ async fn wal_incrementals_encrypted_verified_and_refused_when_damaged() {
     let segments: Vec<&PathBuf> = files
         .iter()
         .filter(|p| p.to_string_lossy().contains("/wal/"))
-        .filter(|p| !p.ends_with("START"))
+        .filter(|p| !p.ends_with("START") && !p.ends_with("HISTORY"))
         .collect();
     assert!(!segments.is_empty());
     for p in &segments {
@@ -627,5 +627,80 @@ async fn wal_incrementals_encrypted_verified_and_refused_when_damaged() {
     .await;
     assert!(code != 0 && msg.contains("SHA-256"), "{msg}");
     assert!(!out.join("db").exists());
+    d.terminate();
+}
+
+/// A restore into the daemon rewinds the store: its history forks, and
+/// nothing chains the old history's archived batches onto the new one,
+/// even once the new history's sequences pass the archive's end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_forks_the_history_and_nothing_chains_across_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, _backups) = start_backing_up(tmp.path(), "");
+    let c = d.client();
+    let batch = |tag: &str, n: usize| {
+        let entries: Vec<Value> = (0..n)
+            .map(|i| json!({"key": format!("{tag}-{i:04}"), "value": format!("{tag} value {i}")}))
+            .collect();
+        json!({"entries": entries})
+    };
+    ok(&c, "storage_write", batch("old0", 50)).await;
+    ok(
+        &c,
+        "backup_create",
+        json!({"name": "b0", "method": "files"}),
+    )
+    .await;
+    ok(&c, "storage_write", batch("old1", 300)).await;
+    let archived = ok(&c, "wal_archive", json!({})).await;
+    let archive_end = archived["to_sequence"].as_u64().unwrap();
+    // Back to b0, then past the archive's end with other writes.
+    ok(&c, "backup_restore", json!({"name": "b0"})).await;
+    ok(&c, "storage_write", batch("new", 600)).await;
+    let latest = ok(&c, "system_health", json!({})).await["latest_sequence"]
+        .as_u64()
+        .unwrap();
+    assert!(latest > archive_end, "{latest} <= {archive_end}");
+    let (code, msg) = err(&c, "wal_archive", json!({})).await;
+    assert!(
+        code == -32001 && msg.contains("another store history"),
+        "{code} {msg}"
+    );
+    let (code, msg) = err(&c, "backup_create", json!({"name": "w", "method": "wal"})).await;
+    assert!(
+        code == -32001 && msg.contains("another store history"),
+        "{code} {msg}"
+    );
+    let b1 = ok(&c, "backup_create", json!({"name": "b1"})).await;
+    assert_eq!(b1["method"], "files", "{b1}");
+    assert!(
+        b1["why_not_wal"].as_str().unwrap().contains("history"),
+        "{b1}"
+    );
+    // b1 restores to exactly the new history's state.
+    let want = dump(&c).await;
+    assert!(want.iter().all(|(k, _)| !k.starts_with("old1")));
+    let out = tmp.path().join("r1");
+    ok(
+        &c,
+        "backup_restore",
+        json!({"name": "b1", "to": out.join("db").display().to_string()}),
+    )
+    .await;
+    let d2 = start(&out);
+    assert_eq!(dump(&d2.client()).await, want);
+    d2.terminate();
+    // Rolling b1 forward with the old history's archive is refused.
+    let (code, msg) = err(
+        &c,
+        "backup_restore",
+        json!({"to_sequence": b1["sequence"], "to": tmp.path().join("pitr/db").display().to_string()}),
+    )
+    .await;
+    assert!(
+        code == -32001 && msg.contains("another store history"),
+        "{code} {msg}"
+    );
+    assert!(!tmp.path().join("pitr/db").exists());
     d.terminate();
 }

@@ -107,6 +107,16 @@ async fn twenty_random_points_restore_exactly() {
         let a = &s["records"]["backup"]["wal_archive"];
         if a["archived_sequence"].as_u64().is_some_and(|x| x >= latest) {
             assert_eq!(s["records"]["backup"]["last_backup"], "b1");
+            // Prometheus has the archive's lag too.
+            let m = &ok(&c, "storage_stats", json!({"detailed": true})).await["metrics"];
+            assert!(
+                m["ruvector_storage_wal_archive_lag_seconds"].as_f64() >= Some(0.0),
+                "{m}"
+            );
+            assert!(
+                m["ruvector_storage_wal_archive_lag_sequences"].is_number(),
+                "{m}"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "archiver did not catch up: {s}");

@@ -40,8 +40,9 @@ struct Ctx {
     /// One backup or restore at a time.
     busy: Arc<tokio::sync::Mutex<()>>,
     /// One archiving pass at a time; holds where the last pass ended
-    /// (location, sequence), so a pass does not list the archive again.
-    archiving: Arc<tokio::sync::Mutex<Option<(String, u64)>>>,
+    /// (location, store history, sequence), so a pass does not list the
+    /// archive again — unless the store's history changed (a restore).
+    archiving: Arc<tokio::sync::Mutex<Option<(String, String, u64)>>>,
     /// The running backup, restore or drill (`backup_status`).
     progress: Arc<backup::progress::Progress>,
 }
@@ -400,6 +401,7 @@ async fn create(c: &Ctx, p: crate::ops::BackupCreateParams) -> Result<Value> {
                 .map_err(|e| Error::io(format!("{}: {e}", parent.display())))?;
         }
         let engine = c2.slot.get()?;
+        let history = engine.history()?;
         rocksdb::checkpoint::Checkpoint::new(engine.db())?
             .create_checkpoint(&stage2)
             .map_err(|e| Error::from(e).context("backup checkpoint"))?;
@@ -409,11 +411,11 @@ async fn create(c: &Ctx, p: crate::ops::BackupCreateParams) -> Result<Value> {
             .into_iter()
             .map(|f| (f.name, f.crc32c))
             .collect::<Vec<_>>();
-        Ok((sequence, files))
+        Ok((sequence, files, history))
     })
     .await;
     let result = match cut {
-        Ok((sequence, files)) => {
+        Ok((sequence, files, history)) => {
             t.upload(backup::UploadSpec {
                 dir: &stage,
                 files: &files,
@@ -422,6 +424,7 @@ async fn create(c: &Ctx, p: crate::ops::BackupCreateParams) -> Result<Value> {
                 full: p.full,
                 encrypt,
                 now_ms: SystemClock.now_ms(),
+                history: Some(history),
             })
             .await
         }
@@ -480,7 +483,16 @@ async fn wal_incremental(
             if encrypt { "" } else { "not " }
         )));
     }
-    let upto = c.slot.get()?.db().latest_sequence_number();
+    let (upto, history) = {
+        let engine = c.slot.get()?;
+        (engine.db().latest_sequence_number(), engine.history()?)
+    };
+    if base.history.as_deref() != Some(history.as_str()) {
+        return Err(Error::invalid(format!(
+            "base backup {:?} is of another store history (the store was restored since it was made)",
+            base.name
+        )));
+    }
     let mut known = std::collections::HashMap::new();
     let (mut uploaded_bytes, mut uploaded_objects) = (0, 0);
     let wal = {
@@ -503,7 +515,7 @@ async fn wal_incremental(
             }
         }
         backup::wal::Archive::new(t)
-            .cover(base.sequence, upto, &known)
+            .cover(base.sequence, upto)
             .await?
     };
     if encrypt {
@@ -521,6 +533,7 @@ async fn wal_incremental(
             base.name, base.total_bytes
         )));
     }
+    let wal = backup::wal::Archive::new(t).vouch(wal, &known).await?;
     t.commit_wal(backup::WalBackupSpec {
         name,
         parent,
@@ -531,6 +544,7 @@ async fn wal_incremental(
         uploaded_objects,
         encrypt,
         now_ms: SystemClock.now_ms(),
+        history,
     })
     .await
     .map(Ok)
@@ -646,6 +660,12 @@ async fn plan_restore(t: &Target, m: BackupManifest, pitr: Option<Pitr>) -> Resu
         .manifest(base)
         .await
         .map_err(|e| e.context(format!("the base of backup {:?}", m.name)))?;
+    if m.base_checksum.as_ref() != Some(&base.checksum) || base.sequence > m.sequence {
+        return Err(Error::corruption(format!(
+            "backup {:?} was made on another base {:?} than the one in {} now (checksum or sequence differ); nothing was restored",
+            m.name, base.name, t.url
+        )));
+    }
     Ok(RestorePlan {
         name: m.name.clone(),
         base,
@@ -680,6 +700,14 @@ async fn build(c: &Ctx, t: &Target, plan: &RestorePlan, dir: &Path) -> Result<Bu
     let segments = match &plan.segments {
         Some(s) => s,
         None => {
+            if let (Some(a), Some(b)) = (archive.history().await?, &m.history) {
+                if a != *b {
+                    return Err(Error::invalid(format!(
+                        "the WAL archive in {} is of another store history than backup {:?}; it cannot roll that backup forward",
+                        t.url, m.name
+                    )));
+                }
+            }
             listed = archive.segments().await?;
             &listed
         }
@@ -778,6 +806,8 @@ async fn restore_to_path(
     };
     let (config, partial2, to2) = (c.config.clone(), partial.clone(), to.to_path_buf());
     let keys = blocking(move || {
+        // A store restored elsewhere starts its own history.
+        crate::engine::fork_history(&partial2, &config)?;
         let keys = crate::engine::read_all_read_only(&partial2, &config)
             .map_err(|e| e.context("the restored files do not open as a store"))?;
         // Only now does anything appear at `to`.
@@ -916,8 +946,18 @@ fn publish_as_snapshot(
 /// Where the archiver resumes: after the last archived sequence; on an
 /// empty archive after its recorded start (`wal/START`), which is set on
 /// the first pass to the newest backup's sequence (or the store's latest).
-async fn archive_start(t: &Target, engine: &crate::engine::Engine) -> Result<u64> {
+async fn archive_start(t: &Target, engine: &crate::engine::Engine, history: &str) -> Result<u64> {
     let archive = backup::wal::Archive::new(t);
+    match archive.history().await? {
+        Some(h) if h != history => {
+            return Err(Error::invalid(format!(
+                "the WAL archive in {} is of another store history ({h}; the store is {history}): the store was restored since, or another store archives there; archive to a new location",
+                t.url
+            )))
+        }
+        Some(_) => {}
+        None => archive.set_history(history).await?,
+    }
     if let Some(last) = archive.last_sequence().await? {
         return Ok(last);
     }
@@ -938,13 +978,15 @@ async fn archive_start(t: &Target, engine: &crate::engine::Engine) -> Result<u64
 async fn archive_pass(
     c: &Ctx,
     t: &Target,
-    last: &mut Option<(String, u64)>,
+    last: &mut Option<(String, String, u64)>,
     encrypt: bool,
 ) -> Result<backup::wal::PassResult> {
+    let started_ms = SystemClock.now_ms();
     let engine = c.slot.get()?;
+    let history = engine.history()?;
     let after = match last.as_ref() {
-        Some((url, seq)) if *url == t.url => *seq,
-        _ => archive_start(t, &engine).await?,
+        Some((url, h, seq)) if *url == t.url && *h == history => *seq,
+        _ => archive_start(t, &engine, &history).await?,
     };
     let latest = engine.db().latest_sequence_number();
     if after > latest {
@@ -956,7 +998,7 @@ async fn archive_pass(
     let r = backup::wal::Archive { target: t, encrypt }
         .pass(engine, after)
         .await?;
-    *last = Some((t.url.clone(), r.to_sequence));
+    *last = Some((t.url.clone(), history, r.to_sequence));
     let mut record = c
         .board
         .records()
@@ -965,7 +1007,9 @@ async fn archive_pass(
         .unwrap_or_else(|| json!({}));
     record["wal_archive"] = json!({"location": t.url, "archived_sequence": r.to_sequence,
         "store_sequence": latest, "lag_sequences": latest.saturating_sub(r.to_sequence),
-        "last_pass_at": iso_ms(SystemClock.now_ms()), "last_pass_bytes": r.bytes});
+        "last_pass_at": iso_ms(SystemClock.now_ms()), "last_pass_bytes": r.bytes,
+        // Everything committed before this pass started is archived now.
+        "last_pass_started_ms": started_ms});
     c.board.set_record("backup", record);
     Ok(r)
 }
@@ -1065,6 +1109,21 @@ async fn copy_backups(c: &Ctx, p: crate::ops::BackupCopyParams) -> Result<Value>
     }
     bases.append(&mut wanted);
     let wanted = bases;
+    // One archive holds one store history.
+    let (src_archive, dst_archive) = (
+        backup::wal::Archive::new(&from),
+        backup::wal::Archive::new(&to),
+    );
+    match (src_archive.history().await?, dst_archive.history().await?) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(Error::invalid(format!(
+                "the WAL archive in {} is of another store history than the one in {}; copy to a new location",
+                to.url, from.url
+            )))
+        }
+        (Some(a), None) => dst_archive.set_history(&a).await?,
+        _ => {}
+    }
     let have_objects = to.existing_objects().await?;
     let mut copied_objects = 0u64;
     let mut copied_bytes = 0u64;
@@ -1077,6 +1136,12 @@ async fn copy_backups(c: &Ctx, p: crate::ops::BackupCopyParams) -> Result<Value>
             )));
         }
         if to.exists(&m.name).await? {
+            if to.manifest_clear(&m.name).await?.checksum != m.checksum {
+                return Err(Error::exists(format!(
+                    "{} holds another backup named {:?}; nothing was copied for it",
+                    to.url, m.name
+                )));
+            }
             continue;
         }
         for f in &m.files {
@@ -1091,8 +1156,8 @@ async fn copy_backups(c: &Ctx, p: crate::ops::BackupCopyParams) -> Result<Value>
         }
         copied.push(m.name.clone());
     }
-    let src_wal = backup::wal::Archive::new(&from).segments().await?;
-    let dst_wal: HashSet<String> = backup::wal::Archive::new(&to)
+    let src_wal = src_archive.segments().await?;
+    let dst_wal: HashSet<String> = dst_archive
         .segments()
         .await?
         .into_iter()
@@ -1104,6 +1169,28 @@ async fn copy_backups(c: &Ctx, p: crate::ops::BackupCopyParams) -> Result<Value>
         copied_bytes += body.len() as u64;
         to.put_object(&s.object, body).await?;
         copied_segments += 1;
+    }
+    // A WAL-based backup's own segments, each present with its size.
+    for m in wanted.iter().filter(|m| copied.contains(&m.name)) {
+        for w in &m.wal {
+            if to.check_size(&w.object, w.size).await?.is_none() {
+                continue;
+            }
+            let body = from.get_object(&w.object).await?;
+            if body.len() as u64 != w.size {
+                return Err(Error::corruption(format!(
+                    "WAL segment {} in {} is {} bytes, backup {:?} says {}; nothing more was copied",
+                    w.object,
+                    from.url,
+                    body.len(),
+                    m.name,
+                    w.size
+                )));
+            }
+            copied_bytes += body.len() as u64;
+            to.put_object(&w.object, body).await?;
+            copied_segments += 1;
+        }
     }
     for name in &copied {
         let body = from.get_object(&format!("backups/{name}.json")).await?;

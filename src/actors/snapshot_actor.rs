@@ -294,10 +294,14 @@ fn swap_in(c: &Ctx, name: &str) -> Result<String> {
     restore::crash_point("restore:after-close");
     // From here the store is closed: whatever happens, reopen what is live.
     let files: Vec<String> = m.files.iter().map(|f| f.name.clone()).collect();
-    let swapped = restore::prepare(&c.config.data_dir, &c.store.dir(name), &files).and_then(|_| {
-        restore::crash_point("restore:after-prepare");
-        restore::swap(&c.config.data_dir)
-    });
+    let swapped =
+        restore::prepare(&c.config.data_dir, &c.store.dir(name), &files).and_then(|tmp| {
+            restore::crash_point("restore:after-prepare");
+            // The restored store's history forks here (before the swap, so a
+            // crash never leaves it live with the old id).
+            crate::engine::fork_history(&tmp, &c.config)?;
+            restore::swap(&c.config.data_dir)
+        });
     match &swapped {
         Ok(()) => {
             restore::crash_point("restore:after-swap");

@@ -131,6 +131,14 @@ pub struct BackupManifest {
     pub base: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wal: Vec<wal::WalObject>,
+    /// The base's own checksum: a base replaced under the same name (a
+    /// copy from another store, say) is refused, not rolled forward.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_checksum: Option<String>,
+    /// The store history this backup belongs to
+    /// ([`crate::engine::Engine::history`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<String>,
     pub total_bytes: u64,
     pub uploaded_bytes: u64,
     pub uploaded_objects: u64,
@@ -292,6 +300,8 @@ pub struct UploadSpec<'a> {
     pub full: bool,
     pub encrypt: bool,
     pub now_ms: i64,
+    /// The store's history id.
+    pub history: Option<String>,
 }
 
 /// What [`Target::commit_wal`] records: a WAL-based incremental backup.
@@ -310,6 +320,8 @@ pub struct WalBackupSpec<'a> {
     pub uploaded_objects: u64,
     pub encrypt: bool,
     pub now_ms: i64,
+    /// The store's history id (must be the base's).
+    pub history: String,
 }
 
 /// Upload statistics.
@@ -393,6 +405,7 @@ impl Target {
             full,
             encrypt,
             now_ms,
+            history,
         } = spec;
         check_name(name)?;
         let kek = match (encrypt, &self.keyring) {
@@ -506,6 +519,8 @@ impl Target {
             files: results.into_iter().map(|(f, _)| f).collect(),
             base: None,
             wal: Vec::new(),
+            base_checksum: None,
+            history,
             encryption: None,
             checksum: String::new(),
         };
@@ -531,6 +546,32 @@ impl Target {
                 spec.base.name
             )));
         }
+        if spec.base.history.as_deref() != Some(spec.history.as_str()) {
+            return Err(Error::invalid(format!(
+                "base backup {:?} is of another store history ({}; the store is {}): the store was restored since, or the backup came from another store",
+                spec.base.name,
+                spec.base.history.as_deref().unwrap_or("not recorded"),
+                spec.history
+            )));
+        }
+        // The segments must carry the base exactly to the sequence.
+        let mut next = spec.base.sequence + 1;
+        for w in &spec.wal {
+            if w.first > next || w.last < next {
+                return Err(Error::internal(format!(
+                    "WAL segment {} does not continue at sequence {next}",
+                    w.object
+                )));
+            }
+            next = w.last + 1;
+        }
+        if next <= spec.sequence || spec.sequence < spec.base.sequence {
+            return Err(Error::internal(format!(
+                "the WAL segments reach sequence {} but the backup is at {}",
+                next - 1,
+                spec.sequence
+            )));
+        }
         if self.exists(spec.name).await? {
             return Err(Error::exists(format!(
                 "backup {:?} already exists in {}",
@@ -548,6 +589,8 @@ impl Target {
             sequence: spec.sequence,
             files: Vec::new(),
             base: Some(spec.base.name.clone()),
+            base_checksum: Some(spec.base.checksum.clone()),
+            history: Some(spec.history),
             total_bytes: spec.wal.iter().map(|w| w.size).sum(),
             wal: spec.wal,
             uploaded_bytes: spec.uploaded_bytes,
@@ -903,7 +946,7 @@ impl Target {
     }
 
     /// Is the object there with this size? (None: yes; else the problem.)
-    async fn check_size(&self, object: &str, size: u64) -> Result<Option<String>> {
+    pub(crate) async fn check_size(&self, object: &str, size: u64) -> Result<Option<String>> {
         match self.store.head(&self.path(object)).await {
             Ok(meta) if meta.size == size => Ok(None),
             Ok(meta) => Ok(Some(format!(

@@ -137,6 +137,8 @@ mod tests {
         BackupManifest {
             base: None,
             wal: Vec::new(),
+            base_checksum: None,
+            history: None,
             format_version: 1,
             name: format!("b{i}"),
             kind: "incremental".into(),

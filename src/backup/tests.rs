@@ -66,6 +66,7 @@ async fn backup(f: &Fixture, name: &str, full: bool) -> BackupManifest {
             full,
             encrypt: f.target.keyring.is_some(),
             now_ms: NOW.fetch_add(1000, std::sync::atomic::Ordering::SeqCst),
+            history: None,
         })
         .await
         .unwrap()
@@ -424,6 +425,7 @@ async fn failed_uploads_leave_no_backup_and_the_retry_resumes() {
         full: false,
         encrypt: false,
         now_ms: 5,
+        history: None,
     };
     let e = f.target.upload(spec("one")).await.unwrap_err();
     assert!(e.message.contains("injected"), "{e}");
@@ -465,6 +467,7 @@ async fn failed_uploads_leave_no_backup_and_the_retry_resumes() {
             full: false,
             encrypt: false,
             now_ms: 6,
+            history: None,
         })
         .await
         .unwrap();

@@ -14,6 +14,11 @@
 //! segment sealed with AES-256-GCM under the data key, the object's name as
 //! associated data (a segment cannot be passed off as another range).
 //!
+//! `wal/HISTORY` names the store history the archive belongs to (see
+//! [`crate::engine::Engine::history`]); the archiver refuses to continue
+//! an archive of another history (the store was restored since, or another
+//! store archives there), so two histories are never chained.
+//!
 //! A WAL-based incremental backup lists the segments that carry its store
 //! from its base backup to its sequence ([`WalObject`], with size and
 //! SHA-256 of each stored object); restoring it is a point-in-time restore
@@ -283,8 +288,23 @@ impl Archive<'_> {
                 })
             })
             .collect();
-        out.sort_by_key(|s| s.first);
+        out.sort_by_key(|s| (s.first, s.last));
         Ok(out)
+    }
+
+    /// The store history this archive belongs to (None: not recorded).
+    pub async fn history(&self) -> Result<Option<String>> {
+        match self.target.get_object("wal/HISTORY").await {
+            Ok(b) => Ok(Some(String::from_utf8_lossy(&b).trim().to_string())),
+            Err(e) if e.kind == crate::error::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn set_history(&self, history: &str) -> Result<()> {
+        self.target
+            .put_object("wal/HISTORY", Bytes::from(history.to_string()))
+            .await
     }
 
     /// Where an empty archive starts (`wal/START`), if recorded.
@@ -308,7 +328,7 @@ impl Archive<'_> {
 
     /// The last archived sequence (None: nothing archived yet).
     pub async fn last_sequence(&self) -> Result<Option<u64>> {
-        Ok(self.segments().await?.last().map(|s| s.last))
+        Ok(self.segments().await?.iter().map(|s| s.last).max())
     }
 
     /// Ship every committed batch after `after` as one segment.
@@ -363,15 +383,8 @@ impl Archive<'_> {
         })
     }
 
-    /// The segments that carry a store from `after` to `upto`, as a backup
-    /// manifest lists them: contiguous, each with its stored size and
-    /// SHA-256 (from `known`, object → SHA-256, else read and hashed).
-    pub async fn cover(
-        &self,
-        after: u64,
-        upto: u64,
-        known: &std::collections::HashMap<String, String>,
-    ) -> Result<Vec<WalObject>> {
+    /// The segments that carry a store from `after` to `upto`, contiguous.
+    pub async fn cover(&self, after: u64, upto: u64) -> Result<Vec<Segment>> {
         let mut out = Vec::new();
         let mut next = after + 1;
         for s in self.segments().await? {
@@ -388,18 +401,8 @@ impl Archive<'_> {
                     s.first - 1
                 )));
             }
-            let sha256 = match known.get(&s.object) {
-                Some(h) => h.clone(),
-                None => sha256_hex(&self.target.get_object(&s.object).await?),
-            };
             next = s.last + 1;
-            out.push(WalObject {
-                object: s.object,
-                first: s.first,
-                last: s.last,
-                size: s.size,
-                sha256,
-            });
+            out.push(s);
         }
         if next <= upto {
             return Err(Error::not_found(format!(
@@ -407,6 +410,36 @@ impl Archive<'_> {
                 self.target.url,
                 next - 1
             )));
+        }
+        Ok(out)
+    }
+
+    /// Segments as a backup manifest lists them, each with its SHA-256:
+    /// from `known` (object → SHA-256 of what this process uploaded), else
+    /// read, decoded (a damaged segment is refused, not vouched for) and
+    /// hashed.
+    pub async fn vouch(
+        &self,
+        segments: Vec<Segment>,
+        known: &std::collections::HashMap<String, String>,
+    ) -> Result<Vec<WalObject>> {
+        let mut out = Vec::with_capacity(segments.len());
+        for s in segments {
+            let sha256 = match known.get(&s.object) {
+                Some(h) => h.clone(),
+                None => {
+                    let body = self.target.get_object(&s.object).await?;
+                    decode(self.target.keyring.as_deref(), &s.object, &body)?;
+                    sha256_hex(&body)
+                }
+            };
+            out.push(WalObject {
+                object: s.object,
+                first: s.first,
+                last: s.last,
+                size: s.size,
+                sha256,
+            });
         }
         Ok(out)
     }

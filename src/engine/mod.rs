@@ -213,6 +213,32 @@ pub(crate) fn descriptors(config: &Config) -> (Options, Vec<ColumnFamilyDescript
     (db_opts, cfs)
 }
 
+/// `sys` key of the store's history id.
+const HISTORY_KEY: &[u8] = b"history_id";
+
+fn new_history_id() -> Result<String> {
+    Ok(crate::backup::crypto::random::<16>()?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Give the closed store in `dir` a new history id, synced: a restored
+/// store's history forks from the original's at its sequence.
+pub fn fork_history(dir: &Path, config: &Config) -> Result<String> {
+    let (mut opts, cfs) = descriptors(config);
+    opts.create_if_missing(false);
+    let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
+    let sys = db
+        .cf_handle(Cf::Sys.name())
+        .ok_or_else(|| Error::corruption("column family sys is missing"))?;
+    let id = new_history_id()?;
+    let mut wo = rocksdb::WriteOptions::default();
+    wo.set_sync(true);
+    db.put_cf_opt(sys, HISTORY_KEY, id.as_bytes(), &wo)?;
+    Ok(id)
+}
+
 /// Open a store directory read-only and read every key of every column
 /// family with block checksums verified; returns the number of keys.
 pub fn read_all_read_only(dir: &Path, config: &Config) -> Result<u64> {
@@ -278,6 +304,7 @@ impl Engine {
             None => return Err(Error::internal("engine shared before it was opened")),
         }
         engine.check_schema()?;
+        engine.history()?;
         engine.start_background();
         Ok(engine)
     }
@@ -307,6 +334,22 @@ impl Engine {
             .zip(self.cf_ids)
             .find(|(_, i)| *i == id)
             .map(|(cf, _)| *cf)
+    }
+
+    /// This store's history id: random, set when the store is created and
+    /// replaced whenever a restore rewinds it ([`fork_history`]). Backups
+    /// and the WAL archive carry it, so batches of two histories that
+    /// share sequence numbers are never chained together.
+    pub fn history(&self) -> Result<String> {
+        let sys = self.cf(Cf::Sys);
+        if let Some(v) = self.db.get_pinned_cf(sys, HISTORY_KEY)? {
+            return Ok(String::from_utf8_lossy(&v).into_owned());
+        }
+        let id = new_history_id()?;
+        let mut b = WriteBatch::default();
+        b.put_cf(sys, HISTORY_KEY, id.as_bytes());
+        self.write(b)?;
+        Ok(id)
     }
 
     fn check_schema(&self) -> Result<()> {

@@ -44,7 +44,11 @@ fn create_list_verify_and_sizes() {
     assert!(list[0].exclusive_bytes.unwrap() <= m.total_bytes - sst_bytes);
     let r = store.verify("first", &config, 2_000).unwrap();
     assert!(r.ok, "{r:?}");
-    assert_eq!(r.keys_read, 2000 + 1, "every kv key plus schema_version");
+    assert_eq!(
+        r.keys_read,
+        2000 + 2,
+        "every kv key plus schema_version and history_id"
+    );
     assert_eq!(store.list(false).unwrap()[0].verified, Some(true));
 
     // Overwrites + compaction: the old snapshot now alone holds its SSTs.
