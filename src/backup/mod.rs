@@ -981,37 +981,75 @@ impl Target {
             });
             (synced, n)
         };
-        let written: Vec<_> = stream::iter(m.files.iter().cloned())
+        // After a failure no new file starts, and every file already
+        // started (and its fsync) finishes before this returns: nothing
+        // writes into `dir` once the caller sees the error and removes it.
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let failed = &failed;
+        let results: Vec<Result<Option<_>>> = stream::iter(m.files.iter().cloned())
             .map(|f| async move {
-                let path = dir.join(&f.name);
-                if f.key.is_none() && f.encoding == Encoding::Raw {
-                    let n = self.stream_to_file(&f, &path).await?;
-                    self.progress.advance(n);
-                    return Ok(fsync(path, n));
+                if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Ok(None);
                 }
-                let body = self.get_object(&f.object()).await?;
-                let (path, n) = tokio::task::spawn_blocking(move || {
-                    let data = decode_object(&f, body)?;
-                    fs::write(&path, &data).map_err(io_err(path.display()))?;
-                    Ok::<_, Error>((path, data.len() as u64))
-                })
-                .await
-                .map_err(|e| Error::internal(format!("restore task failed: {e}")))??;
-                self.progress.advance(n);
-                Ok::<_, Error>(fsync(path, n))
+                let r = self.download_file(f, dir, fsync).await;
+                if r.is_err() {
+                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                r.map(Some)
             })
             .buffer_unordered(self.download_streams())
-            .try_collect()
-            .await?;
+            .collect()
+            .await;
         let mut total = 0;
-        for (synced, n) in written {
-            synced
-                .await
-                .map_err(|e| Error::internal(format!("fsync task failed: {e}")))??;
-            total += n;
+        let mut first_error = None;
+        for r in results {
+            match r {
+                Ok(Some((synced, n))) => match synced.await {
+                    Ok(Ok(())) => total += n,
+                    Ok(Err(e)) => {
+                        first_error.get_or_insert(e);
+                    }
+                    Err(e) => {
+                        first_error
+                            .get_or_insert(Error::internal(format!("fsync task failed: {e}")));
+                    }
+                },
+                Ok(None) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
         }
         crate::snapshot::fsync_dir(dir)?;
         Ok(total)
+    }
+
+    /// One file of [`Target::download`]: written, its fsync started.
+    async fn download_file<T>(
+        &self,
+        f: BackupFile,
+        dir: &Path,
+        fsync: impl Fn(PathBuf, u64) -> T,
+    ) -> Result<T> {
+        let path = dir.join(&f.name);
+        if f.key.is_none() && f.encoding == Encoding::Raw {
+            let n = self.stream_to_file(&f, &path).await?;
+            self.progress.advance(n);
+            return Ok(fsync(path, n));
+        }
+        let body = self.get_object(&f.object()).await?;
+        let (path, n) = tokio::task::spawn_blocking(move || {
+            let data = decode_object(&f, body)?;
+            fs::write(&path, &data).map_err(io_err(path.display()))?;
+            Ok::<_, Error>((path, data.len() as u64))
+        })
+        .await
+        .map_err(|e| Error::internal(format!("restore task failed: {e}")))??;
+        self.progress.advance(n);
+        Ok(fsync(path, n))
     }
 }
 

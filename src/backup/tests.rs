@@ -187,6 +187,11 @@ async fn corruption_is_named_and_restore_refuses() {
 
     let out = f._dir.path().join("restored");
     assert!(f.target.download(&m, &out).await.is_err());
+    // Once the error is returned nothing writes there any more: the
+    // directory can be removed, and stays removed.
+    std::fs::remove_dir_all(&out).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!out.exists());
 
     // A missing object is named too.
     std::fs::remove_file(&q).unwrap();
