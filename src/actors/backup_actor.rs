@@ -821,8 +821,20 @@ async fn restore_to_path(
             ));
             std::fs::rename(&to2, &old)
                 .map_err(|e| Error::io(format!("moving {} aside: {e}", to2.display())))?;
-            std::fs::rename(&partial2, &to2)
-                .map_err(|e| Error::io(format!("{}: {e}", to2.display())))?;
+            if let Err(e) = std::fs::rename(&partial2, &to2) {
+                // Put the old contents back, or say where they are.
+                let back = match std::fs::rename(&old, &to2) {
+                    Ok(()) => format!("{} is as it was", to2.display()),
+                    Err(e2) => format!(
+                        "its previous contents are at {} (moving them back failed: {e2})",
+                        old.display()
+                    ),
+                };
+                return Err(Error::io(format!(
+                    "moving the restored store to {}: {e}; {back}",
+                    to2.display()
+                )));
+            }
             let _ = std::fs::remove_dir_all(&old);
         } else {
             std::fs::rename(&partial2, &to2)
