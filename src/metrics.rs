@@ -258,11 +258,8 @@ pub fn render(engine: &Engine, board: &StatusBoard, data_dir: &Path) -> String {
         "Seconds since the store was opened.",
         st.uptime_secs as f64,
     );
-    if let Some(at) = board
-        .records()
-        .get("backup")
-        .and_then(|b| b["last_backup_at_ms"].as_i64())
-    {
+    let backup = board.records().remove("backup").unwrap_or_default();
+    if let Some(at) = backup["last_backup_at_ms"].as_i64() {
         let age =
             (crate::clock::Clock::now_ms(&crate::clock::SystemClock) - at).max(0) as f64 / 1000.0;
         o.one(
@@ -272,11 +269,7 @@ pub fn render(engine: &Engine, board: &StatusBoard, data_dir: &Path) -> String {
             age,
         );
     }
-    let archive = board
-        .records()
-        .get("backup")
-        .map(|b| b["wal_archive"].clone())
-        .unwrap_or_default();
+    let archive = &backup["wal_archive"];
     if let Some(started) = archive["last_pass_started_ms"].as_i64() {
         let lag = (crate::clock::Clock::now_ms(&crate::clock::SystemClock) - started).max(0) as f64
             / 1000.0;

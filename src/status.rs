@@ -113,6 +113,13 @@ impl StatusBoard {
             .insert(name.to_string(), value);
     }
 
+    /// Change one record in place (starting from `{}`), under the lock: two
+    /// writers of different fields of a record never lose each other's.
+    pub fn update_record(&self, name: &str, change: impl FnOnce(&mut Value)) {
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        change(records.entry(name.to_string()).or_insert_with(|| json!({})));
+    }
+
     pub fn records(&self) -> BTreeMap<String, Value> {
         self.records
             .lock()

@@ -276,34 +276,29 @@ async fn run(c: Ctx, op: Op) -> Result<Value> {
         ))),
     };
     if matches!(method, "backup_create" | "backup_restore" | "backup_drill") {
-        let mut record = c
-            .board
-            .records()
-            .get("backup")
-            .cloned()
-            .unwrap_or_else(|| json!({}));
-        record["last_operation"] = json!({"operation": method, "ok": result.is_ok(),
+        c.board.update_record("backup", |record| {
+            record["last_operation"] = json!({"operation": method, "ok": result.is_ok(),
             "error": result.as_ref().err().map(|e| e.message.clone()),
             "duration_ms": started.elapsed().as_secs_f64() * 1000.0,
             "at": iso_ms(SystemClock.now_ms())});
-        if method == "backup_drill" {
-            record["drill"] = match &result {
-                Ok(v) => v.clone(),
-                Err(e) => {
-                    json!({"ok": false, "error": e.message, "at": iso_ms(SystemClock.now_ms())})
-                }
-            };
-        }
-        if method == "backup_create" {
-            record["last_result"] = json!(if result.is_ok() { "ok" } else { "failed" });
-            if let Ok(v) = &result {
-                record["last_backup"] = v["name"].clone();
-                record["last_backup_at_ms"] = v["created_at_ms"].clone();
-                record["bytes_uploaded"] = v["uploaded_bytes"].clone();
-                record["destination"] = v["destination"].clone();
+            if method == "backup_drill" {
+                record["drill"] = match &result {
+                    Ok(v) => v.clone(),
+                    Err(e) => {
+                        json!({"ok": false, "error": e.message, "at": iso_ms(SystemClock.now_ms())})
+                    }
+                };
             }
-        }
-        c.board.set_record("backup", record);
+            if method == "backup_create" {
+                record["last_result"] = json!(if result.is_ok() { "ok" } else { "failed" });
+                if let Ok(v) = &result {
+                    record["last_backup"] = v["name"].clone();
+                    record["last_backup_at_ms"] = v["created_at_ms"].clone();
+                    record["bytes_uploaded"] = v["uploaded_bytes"].clone();
+                    record["destination"] = v["destination"].clone();
+                }
+            }
+        });
         if let Err(e) = &result {
             c.board.record_error("backup", &format!("{method}: {e}"));
         }
@@ -401,7 +396,7 @@ async fn create(c: &Ctx, p: crate::ops::BackupCreateParams) -> Result<Value> {
                 .map_err(|e| Error::io(format!("{}: {e}", parent.display())))?;
         }
         let engine = c2.slot.get()?;
-        let history = engine.history()?;
+        let history = engine.history().to_string();
         rocksdb::checkpoint::Checkpoint::new(engine.db())?
             .create_checkpoint(&stage2)
             .map_err(|e| Error::from(e).context("backup checkpoint"))?;
@@ -485,7 +480,10 @@ async fn wal_incremental(
     }
     let (upto, history) = {
         let engine = c.slot.get()?;
-        (engine.db().latest_sequence_number(), engine.history()?)
+        (
+            engine.db().latest_sequence_number(),
+            engine.history().to_string(),
+        )
     };
     if base.history.as_deref() != Some(history.as_str()) {
         return Err(Error::invalid(format!(
@@ -995,7 +993,7 @@ async fn archive_pass(
 ) -> Result<backup::wal::PassResult> {
     let started_ms = SystemClock.now_ms();
     let engine = c.slot.get()?;
-    let history = engine.history()?;
+    let history = engine.history().to_string();
     let after = match last.as_ref() {
         Some((url, h, seq)) if *url == t.url && *h == history => *seq,
         _ => archive_start(t, &engine, &history).await?,
@@ -1011,18 +1009,13 @@ async fn archive_pass(
         .pass(engine, after)
         .await?;
     *last = Some((t.url.clone(), history, r.to_sequence));
-    let mut record = c
-        .board
-        .records()
-        .get("backup")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
-    record["wal_archive"] = json!({"location": t.url, "archived_sequence": r.to_sequence,
-        "store_sequence": latest, "lag_sequences": latest.saturating_sub(r.to_sequence),
-        "last_pass_at": iso_ms(SystemClock.now_ms()), "last_pass_bytes": r.bytes,
-        // Everything committed before this pass started is archived now.
-        "last_pass_started_ms": started_ms});
-    c.board.set_record("backup", record);
+    c.board.update_record("backup", |record| {
+        record["wal_archive"] = json!({"location": t.url, "archived_sequence": r.to_sequence,
+            "store_sequence": latest, "lag_sequences": latest.saturating_sub(r.to_sequence),
+            "last_pass_at": iso_ms(SystemClock.now_ms()), "last_pass_bytes": r.bytes,
+            // Everything committed before this pass started is archived now.
+            "last_pass_started_ms": started_ms});
+    });
     Ok(r)
 }
 

@@ -861,59 +861,43 @@ impl Target {
     /// SHA-256 must match the manifest's.
     async fn stream_to_file(&self, f: &BackupFile, path: &Path) -> Result<u64> {
         use object_store::GetResultPayload;
-        use std::io::{Read, Write};
+        use std::io::Read;
         let object = f.object();
         let r = self
             .store
             .get(&self.path(&object))
             .await
             .map_err(|e| self.err(&format!("reading {object}"), e))?;
-        if r.meta.size != f.stored_size {
-            return Err(Error::corruption(format!(
-                "{}: object is {} bytes, the manifest says {}",
-                f.name, r.meta.size, f.stored_size
-            )));
-        }
-        let out = fs::File::create(path).map_err(io_err(path.display()))?;
-        let (hash, n) = match r.payload {
+        check_stored_size(f, r.meta.size)?;
+        let path = path.to_path_buf();
+        let task_failed =
+            |e: tokio::task::JoinError| Error::internal(format!("restore task failed: {e}"));
+        let out = match r.payload {
             // A local target: read the file object_store opened, through
             // one reused buffer.
-            GetResultPayload::File(mut file, _) => {
-                let p = path.to_path_buf();
-                tokio::task::spawn_blocking(move || {
-                    let mut out = out;
-                    let mut h = Sha256::new();
-                    let mut buf = vec![0u8; 1 << 20];
-                    let mut n = 0u64;
-                    loop {
-                        let got = file.read(&mut buf).map_err(io_err(p.display()))?;
-                        if got == 0 {
-                            break;
-                        }
-                        h.update(&buf[..got]);
-                        out.write_all(&buf[..got]).map_err(io_err(p.display()))?;
-                        n += got as u64;
+            GetResultPayload::File(mut file, _) => tokio::task::spawn_blocking(move || {
+                let mut out = HashingFile::create(path)?;
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let got = file.read(&mut buf).map_err(io_err(out.path.display()))?;
+                    if got == 0 {
+                        return Ok::<_, Error>(out);
                     }
-                    Ok::<_, Error>((hex(&h.finalize()), n))
-                })
-                .await
-                .map_err(|e| Error::internal(format!("restore task failed: {e}")))??
-            }
+                    out.write(&buf[..got])?;
+                }
+            })
+            .await
+            .map_err(task_failed)??,
             // A remote target: chunks as they arrive, written by a
             // blocking task.
             GetResultPayload::Stream(mut s) => {
                 let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-                let p = path.to_path_buf();
                 let writer = tokio::task::spawn_blocking(move || {
-                    let mut out = out;
-                    let mut h = Sha256::new();
-                    let mut n = 0u64;
+                    let mut out = HashingFile::create(path)?;
                     while let Some(chunk) = rx.blocking_recv() {
-                        h.update(&chunk);
-                        out.write_all(&chunk).map_err(io_err(p.display()))?;
-                        n += chunk.len() as u64;
+                        out.write(&chunk)?;
                     }
-                    Ok::<_, Error>((hex(&h.finalize()), n))
+                    Ok::<_, Error>(out)
                 });
                 while let Some(chunk) = s
                     .try_next()
@@ -925,24 +909,11 @@ impl Target {
                     }
                 }
                 drop(tx);
-                writer
-                    .await
-                    .map_err(|e| Error::internal(format!("restore task failed: {e}")))??
+                writer.await.map_err(task_failed)??
             }
         };
-        if n != f.size {
-            return Err(Error::corruption(format!(
-                "{}: {n} bytes, the manifest says {}",
-                f.name, f.size
-            )));
-        }
-        if hash != f.sha256 {
-            return Err(Error::corruption(format!(
-                "{}: SHA-256 {hash} does not match the manifest's {}",
-                f.name, f.sha256
-            )));
-        }
-        Ok(n)
+        check_content(f, out.bytes, &hex(&out.hash.finalize()))?;
+        Ok(out.bytes)
     }
 
     /// Is the object there with this size? (None: yes; else the problem.)
@@ -1085,16 +1056,64 @@ fn encode_file(path: &Path, name: &str, crc32c: String) -> Result<(BackupFile, B
     ))
 }
 
-/// Decode an object's bytes into the file, checking size and SHA-256.
-fn decode_object(f: &BackupFile, body: Bytes) -> Result<Bytes> {
-    if body.len() as u64 != f.stored_size {
+/// A restored file being written, hashed as it goes.
+struct HashingFile {
+    out: fs::File,
+    path: PathBuf,
+    hash: Sha256,
+    bytes: u64,
+}
+
+impl HashingFile {
+    fn create(path: PathBuf) -> Result<HashingFile> {
+        Ok(HashingFile {
+            out: fs::File::create(&path).map_err(io_err(path.display()))?,
+            path,
+            hash: Sha256::new(),
+            bytes: 0,
+        })
+    }
+
+    fn write(&mut self, b: &[u8]) -> Result<()> {
+        use std::io::Write;
+        self.hash.update(b);
+        self.out.write_all(b).map_err(io_err(self.path.display()))?;
+        self.bytes += b.len() as u64;
+        Ok(())
+    }
+}
+
+/// An object's stored size against its manifest entry.
+fn check_stored_size(f: &BackupFile, stored: u64) -> Result<()> {
+    if stored != f.stored_size {
         return Err(Error::corruption(format!(
-            "{}: object is {} bytes, the manifest says {}",
-            f.name,
-            body.len(),
-            f.stored_size
+            "{}: object is {stored} bytes, the manifest says {}",
+            f.name, f.stored_size
         )));
     }
+    Ok(())
+}
+
+/// A file's restored size and SHA-256 against its manifest entry.
+fn check_content(f: &BackupFile, size: u64, sha: &str) -> Result<()> {
+    if size != f.size {
+        return Err(Error::corruption(format!(
+            "{}: {size} bytes, the manifest says {}",
+            f.name, f.size
+        )));
+    }
+    if sha != f.sha256 {
+        return Err(Error::corruption(format!(
+            "{}: SHA-256 {sha} does not match the manifest's {}",
+            f.name, f.sha256
+        )));
+    }
+    Ok(())
+}
+
+/// Decode an object's bytes into the file, checking size and SHA-256.
+fn decode_object(f: &BackupFile, body: Bytes) -> Result<Bytes> {
+    check_stored_size(f, body.len() as u64)?;
     let body = match &f.key {
         None => body,
         Some(k) => {
@@ -1111,21 +1130,7 @@ fn decode_object(f: &BackupFile, body: Bytes) -> Result<Bytes> {
                 .map_err(|e| Error::corruption(format!("{}: zstd: {e}", f.name)))?,
         ),
     };
-    if data.len() as u64 != f.size {
-        return Err(Error::corruption(format!(
-            "{}: {} bytes, the manifest says {}",
-            f.name,
-            data.len(),
-            f.size
-        )));
-    }
-    let got = sha256(&data);
-    if got != f.sha256 {
-        return Err(Error::corruption(format!(
-            "{}: SHA-256 {got} does not match the manifest's {}",
-            f.name, f.sha256
-        )));
-    }
+    check_content(f, data.len() as u64, &sha256(&data))?;
     Ok(data)
 }
 

@@ -113,6 +113,8 @@ pub struct Engine {
     pub(crate) ddl_lock: std::sync::Mutex<()>,
     /// RocksDB's column family ids (as they appear in the WAL), by [`Cf`].
     pub(crate) cf_ids: [u32; 5],
+    /// See [`Engine::history`]; fixed while the store is open.
+    history: String,
     /// The `interval` WAL syncer thread and its stop flag.
     syncer: std::sync::Mutex<Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>>,
 }
@@ -296,6 +298,7 @@ impl Engine {
             syncer: Default::default(),
             ddl_lock: Default::default(),
             cf_ids: [0; 5],
+            history: String::new(),
         });
         let mut engine = engine;
         let ids = engine.learn_cf_ids()?;
@@ -304,7 +307,11 @@ impl Engine {
             None => return Err(Error::internal("engine shared before it was opened")),
         }
         engine.check_schema()?;
-        engine.history()?;
+        let history = engine.load_history()?;
+        match Arc::get_mut(&mut engine) {
+            Some(e) => e.history = history,
+            None => return Err(Error::internal("engine shared before it was opened")),
+        }
         engine.start_background();
         Ok(engine)
     }
@@ -337,10 +344,16 @@ impl Engine {
     }
 
     /// This store's history id: random, set when the store is created and
-    /// replaced whenever a restore rewinds it ([`fork_history`]). Backups
-    /// and the WAL archive carry it, so batches of two histories that
-    /// share sequence numbers are never chained together.
-    pub fn history(&self) -> Result<String> {
+    /// replaced whenever a restore rewinds it ([`fork_history`], on the
+    /// closed store, so it never changes while open). Backups and the WAL
+    /// archive carry it, so batches of two histories that share sequence
+    /// numbers are never chained together.
+    pub fn history(&self) -> &str {
+        &self.history
+    }
+
+    /// Read the history id at open (creating it for a new store).
+    fn load_history(&self) -> Result<String> {
         let sys = self.cf(Cf::Sys);
         if let Some(v) = self.db.get_pinned_cf(sys, HISTORY_KEY)? {
             return Ok(String::from_utf8_lossy(&v).into_owned());
