@@ -181,6 +181,10 @@ impl Grant {
             VectorUpsert(p) => need_write(&p.collection),
             VectorDelete(p) => need_write(&p.collection),
             VectorGet(p) => need_read(&p.collection),
+            IndexUpload(p) => need_write(&p.name),
+            IndexCommit(p) => need_write(&p.name),
+            IndexDelete(p) => need_write(&p.name),
+            IndexRead(p) => need_read(&p.name),
             MemoryUsage(p) => match p.action.as_str() {
                 "store" | "delete" => need_write(&ns(&p.namespace)),
                 _ => need_read(&ns(&p.namespace)),
@@ -198,7 +202,7 @@ impl Grant {
             },
             MemoryStats(_) => need_all("count entries"),
             StorageStats(_) | SystemHealth(_) | CollectionList(_) | SnapshotList(_)
-            | ScheduleList(_) => Ok(()),
+            | ScheduleList(_) | IndexList(_) => Ok(()),
             WalCheckpoint(_) | SnapshotCreate(_) | SnapshotRestore(_) | SnapshotDelete(_)
             | SnapshotVerify(_) | SnapshotPrune(_) => need_admin(),
             BackupCreate(_) | BackupList(_) | BackupVerify(_) | BackupRestore(_)
@@ -211,7 +215,7 @@ impl Grant {
     pub fn may_see(&self, e: &ChangeEvent) -> bool {
         let target = match e.kind.as_str() {
             "memory" => e.namespace.as_deref(),
-            "kv" => e.key.as_deref(),
+            "kv" | "index" => e.key.as_deref(),
             _ => e.collection.as_deref(),
         };
         target.is_some_and(|t| self.can_read(t))

@@ -417,6 +417,21 @@ fn event(
             e.key = Some(k);
             e.value = value.and_then(memory_value);
         }
+        Cf::Indexes => {
+            // Only the index record: chunks and uploads are its content.
+            let name = key.strip_prefix(b"m\0")?;
+            e.kind = "index".into();
+            e.key = Some(String::from_utf8_lossy(name).into_owned());
+            e.value = value
+                .and_then(|v| codec::expect(v, codec::Codec::Json).ok())
+                .and_then(|v| serde_json::from_slice::<Value>(v).ok())
+                .map(|mut v| {
+                    if let Some(o) = v.as_object_mut() {
+                        o.remove("blob");
+                    }
+                    v
+                });
+        }
         Cf::Sys => {
             let name = key.strip_prefix(b"collection/")?;
             e.kind = "collection".into();

@@ -306,6 +306,67 @@ const fn default_replay_limit() -> usize {
     1000
 }
 
+/// `index_upload`: append a chunk to an index upload.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexUploadParams {
+    pub name: String,
+    /// Continue this upload; absent starts a new one (at offset 0).
+    #[serde(default)]
+    pub upload_id: Option<String>,
+    /// Where this chunk starts: the bytes the upload holds so far.
+    #[serde(default)]
+    pub offset: u64,
+    /// The chunk, base64 (at most 8 MiB decoded).
+    pub data: String,
+}
+
+/// `index_commit`: make an upload the index's content.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexCommitParams {
+    pub name: String,
+    pub upload_id: String,
+    /// e.g. hnsw, ivf.
+    pub index_type: String,
+    /// Expected total bytes (refused if the upload holds another count).
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// Expected SHA-256, hex (refused if the bytes differ).
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Where the uploader read it from (informational).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The index's own parameters (dimension, M, ef, …).
+    #[serde(default)]
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexReadParams {
+    pub name: String,
+    #[serde(default)]
+    pub offset: u64,
+    /// Bytes to return (at most 8 MiB).
+    #[serde(default = "default_index_read")]
+    pub length: usize,
+}
+
+const fn default_index_read() -> usize {
+    crate::engine::indexes::MAX_CHUNK_BYTES
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexDeleteParams {
+    pub name: String,
+    /// Abandon this unfinished upload of the index instead.
+    #[serde(default)]
+    pub upload_id: Option<String>,
+}
+
 /// Declares the operations: `Variant(Params) => "method_name"`.
 macro_rules! ops {
     ($( $variant:ident($params:ty) => $method:literal, )*) => {
@@ -372,6 +433,11 @@ ops! {
     BackupStatus(NoParams) => "backup_status",
     WalArchive(WalArchiveParams) => "wal_archive",
     WalReplay(WalReplayParams) => "wal_replay",
+    IndexUpload(IndexUploadParams) => "index_upload",
+    IndexCommit(IndexCommitParams) => "index_commit",
+    IndexRead(IndexReadParams) => "index_read",
+    IndexList(NoParams) => "index_list",
+    IndexDelete(IndexDeleteParams) => "index_delete",
 }
 
 /// Which actor serves an operation.
@@ -494,6 +560,44 @@ pub fn execute(s: &Shared, op: Op) -> Result<Value> {
         Op::MemoryDelete(p) => tools::memory_delete(&memory, p),
         Op::MemoryList(p) => tools::memory_list(&memory, p),
         Op::MemoryStats(p) => tools::memory_stats(&memory, p),
+        Op::IndexUpload(p) => {
+            let data = crate::engine::indexes::decode_chunk(&p.data)
+                .map_err(|e| e.context(format!("index_upload {:?}", p.name)))?;
+            let up = e.index_upload(&p.name, p.upload_id.as_deref(), p.offset, &data)?;
+            Ok(json!({"name": p.name, "upload_id": up.upload_id, "received": up.received}))
+        }
+        Op::IndexCommit(p) => {
+            let (info, previous) = e.index_commit(
+                &p.name,
+                &p.upload_id,
+                &p.index_type,
+                p.size,
+                p.sha256.as_deref(),
+                p.source,
+                p.metadata,
+            )?;
+            Ok(json!({"index": info, "replaced": previous.map(|p| p.sha256)}))
+        }
+        Op::IndexRead(p) => {
+            use base64::Engine as _;
+            let (info, bytes) = e.index_read(&p.name, p.offset, p.length)?;
+            let end = p.offset + bytes.len() as u64;
+            Ok(json!({"name": info.name, "index_type": info.index_type,
+                "size_bytes": info.size_bytes, "sha256": info.sha256,
+                "offset": p.offset, "length": bytes.len(), "eof": end >= info.size_bytes,
+                "data": base64::engine::general_purpose::STANDARD.encode(&bytes)}))
+        }
+        Op::IndexList(_) => {
+            let (indexes, uploads) = e.index_list()?;
+            Ok(json!({"count": indexes.len(), "indexes": indexes, "uploads": uploads}))
+        }
+        Op::IndexDelete(p) => match p.upload_id {
+            Some(id) => {
+                let aborted = e.index_abort(&p.name, &id)?;
+                Ok(json!({"name": p.name, "upload_id": id, "aborted": aborted}))
+            }
+            None => Ok(json!({"name": p.name, "deleted": e.index_delete(&p.name)?})),
+        },
         Op::WalCheckpoint(_) => {
             let t = std::time::Instant::now();
             e.flush()?;
@@ -582,6 +686,9 @@ mod tests {
                 "backup_prune" => r#"{"keep-last":2,"dry-run":true}"#,
                 "backup_copy" => r#"{"to":"file:///tmp/x"}"#,
                 "wal_replay" => r#"{"from_sequence":3}"#,
+                "index_upload" => r#"{"name":"i","data":""}"#,
+                "index_commit" => r#"{"name":"i","upload_id":"u","index_type":"hnsw"}"#,
+                "index_read" | "index_delete" => r#"{"name":"i"}"#,
                 _ => "{}",
             };
             let op = Op::parse(m, Some(params)).unwrap_or_else(|e| panic!("{m}: {e:?}"));

@@ -296,6 +296,11 @@ async fn status_records_are_published_on_the_bus() {
         );
     }
     assert!(m["value"]["available_space_gb"].as_f64().unwrap() > 0.0);
+    // Disk I/O utilisation needs two ticks; the record above is from a later one.
+    if ruvector_storage::metrics::disk_io(dir.path()).is_some() {
+        let u = m["value"]["disk_io_utilization"].as_f64();
+        assert!(u.is_some_and(|u| (0.0..=1.0).contains(&u)), "{m}");
+    }
 }
 
 #[tokio::test]

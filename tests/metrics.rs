@@ -63,6 +63,22 @@ async fn metrics_scrape_is_valid_and_counts_work() {
     );
     assert_eq!(value(&body, "ruvector_storage_snapshots"), 1.0);
     assert!(value(&body, "ruvector_storage_disk_bytes{kind=\"total\"}") > 0.0);
+    // Disk I/O of the data directory's block device, when it is on one
+    // (it is on this machine's ext4; a tmpfs TMPDIR has no device to read).
+    if let Some(io) = ruvector_storage::metrics::disk_io(dir.path()) {
+        let series = |name: &str| format!("{name}{{device=\"{}\"}}", io.device);
+        let written = |b: &str| value(b, &series("ruvector_storage_disk_written_bytes_total"));
+        assert!(
+            written(&body) > written(&before),
+            "20 fsynced writes reach the device"
+        );
+        assert!(
+            value(
+                &body,
+                &series("ruvector_storage_disk_io_time_seconds_total")
+            ) > 0.0
+        );
+    }
     for name in [
         "ruvector_storage_disk_usage_ratio",
         "ruvector_storage_disk_usage_alert",

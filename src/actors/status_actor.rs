@@ -37,6 +37,12 @@ pub struct VectorStorageRecord {
     pub disk: Option<(u64, u64)>,
     #[serde(skip)]
     pub store_bytes: u64,
+    /// I/O counters of the data directory's block device, when known.
+    #[serde(skip)]
+    pub disk_io: Option<crate::metrics::DiskIo>,
+    /// Committed indexes (for `swarm/storage/index_persistence`).
+    #[serde(skip)]
+    pub indexes: Vec<crate::engine::indexes::IndexInfo>,
 }
 
 /// Parse `rocksdb.aggregated-table-properties` (`name=value; …`).
@@ -74,6 +80,7 @@ pub fn storage_record(engine: &Engine, stats: &crate::engine::StoreStats) -> Vec
             .map(|c| c.sst_bytes + c.memtable_bytes)
             .sum::<u64>()
     };
+    let data_dir = engine.path().parent().unwrap_or(engine.path());
     let vectors = stats
         .column_families
         .iter()
@@ -93,9 +100,60 @@ pub fn storage_record(engine: &Engine, stats: &crate::engine::StoreStats) -> Vec
         write_bytes_total: stats.write_bytes,
         writes_total: stats.writes,
         reads_total: stats.reads,
-        disk: crate::metrics::disk_space(engine.path().parent().unwrap_or(engine.path())),
+        disk: crate::metrics::disk_space(data_dir),
         store_bytes: stats.disk_bytes,
+        disk_io: crate::metrics::disk_io(data_dir),
+        indexes: match engine.index_list() {
+            Ok((list, _)) => list,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list indexes for the status record");
+                Vec::new()
+            }
+        },
     }
+}
+
+pub const INDEX_PERSISTENCE_KEY: &str = "swarm/storage/index_persistence";
+
+/// The seed's `swarm/storage/index_persistence` record: the most recently
+/// committed index in the seed's fields (`last_snapshot` / `last_backup`:
+/// the newest snapshot / backup taken after it was committed, so holding
+/// it), and every index in `indexes`. Fields are null while there is none.
+pub fn index_persistence_record(
+    indexes: &[crate::engine::indexes::IndexInfo],
+    newest_snapshot: Option<(&str, &str)>,
+    last_backup_at_ms: Option<i64>,
+) -> serde_json::Value {
+    let latest = indexes.iter().max_by_key(|i| i.committed_at_ms);
+    let snapshot = |i: &crate::engine::indexes::IndexInfo| {
+        newest_snapshot
+            .filter(|(_, at)| *at >= i.committed_at.as_str())
+            .map(|(_, at)| at.to_string())
+    };
+    let backup = |i: &crate::engine::indexes::IndexInfo| {
+        last_backup_at_ms
+            .filter(|at| *at >= i.committed_at_ms)
+            .map(crate::clock::iso_ms)
+    };
+    json!({
+        "index_type": latest.map(|i| &i.index_type),
+        "index_file": latest.map(|i| format!("indexes/{}", i.name)),
+        "name": latest.map(|i| &i.name),
+        "size_bytes": latest.map(|i| i.size_bytes),
+        "sha256": latest.map(|i| &i.sha256),
+        // Served from RocksDB's block cache, not a memory-mapped file.
+        "mmap_enabled": false,
+        "last_snapshot": latest.and_then(snapshot),
+        "last_backup": latest.and_then(backup),
+        "committed_at": latest.map(|i| &i.committed_at),
+        "count": indexes.len(),
+        "total_size_bytes": indexes.iter().map(|i| i.size_bytes).sum::<u64>(),
+        "indexes": indexes.iter().map(|i| json!({
+            "name": i.name, "index_type": i.index_type, "size_bytes": i.size_bytes,
+            "sha256": i.sha256, "committed_at": i.committed_at,
+            "last_snapshot": snapshot(i), "last_backup": backup(i),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 pub const METRICS_NAMESPACE: &str = "ruvector/metrics";
@@ -104,12 +162,13 @@ pub const ERRORS_NAMESPACE: &str = "ruvector/errors";
 pub const ERRORS_KEY: &str = "swarm/storage/errors";
 
 /// Counters at the previous tick, for rates.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Last {
     at: Instant,
     write_bytes: u64,
     writes: u64,
     reads: u64,
+    disk_io: Option<crate::metrics::DiskIo>,
 }
 
 pub struct StatusActor {
@@ -152,7 +211,7 @@ impl StatusActor {
                         }
                     };
                     let now = Instant::now();
-                    let (mbs, write_iops, read_iops) = match act.last {
+                    let (mbs, write_iops, read_iops, io_util) = match &act.last {
                         Some(l) => {
                             let secs = now.duration_since(l.at).as_secs_f64().max(1e-3);
                             (
@@ -161,16 +220,31 @@ impl StatusActor {
                                     / 1e6,
                                 record.writes_total.saturating_sub(l.writes) as f64 / secs,
                                 record.reads_total.saturating_sub(l.reads) as f64 / secs,
+                                match (&l.disk_io, &record.disk_io) {
+                                    (Some(a), Some(b)) => {
+                                        Some(crate::metrics::io_utilisation(a, b, secs))
+                                    }
+                                    _ => None,
+                                },
                             )
                         }
-                        None => (0.0, 0.0, 0.0),
+                        None => (0.0, 0.0, 0.0, None),
                     };
                     act.last = Some(Last {
                         at: now,
                         write_bytes: record.write_bytes_total,
                         writes: record.writes_total,
                         reads: record.reads_total,
+                        disk_io: record.disk_io.clone(),
                     });
+                    let io_util = io_util.map(|u| (u * 1000.0).round() / 1000.0);
+                    if let (Some(u), Some(io)) = (io_util, &record.disk_io) {
+                        board.set_record(
+                            "disk_io",
+                            json!({"device": io.device, "utilisation": u,
+                                   "interval_secs": act.every.as_secs_f64()}),
+                        );
+                    }
                     if let Some(x) = persistence.external() {
                         board.set_record("external_bus", x.status());
                     }
@@ -204,8 +278,20 @@ impl StatusActor {
                         "read_iops": read_iops.round(),
                         "compression_ratio": record.compression_ratio,
                         "backup_age_hours": backup_age_hours,
+                        "disk_io_utilization": io_util,
                         "timestamp": now_ms,
                     });
+                    let records_now = board.records();
+                    let snapshots = &records_now.get("snapshots").cloned().unwrap_or_default();
+                    let index_persistence = index_persistence_record(
+                        &record.indexes,
+                        snapshots["newest"]["name"]
+                            .as_str()
+                            .zip(snapshots["newest"]["created_at"].as_str()),
+                        records_now
+                            .get("backup")
+                            .and_then(|b| b["last_backup_at_ms"].as_i64()),
+                    );
                     let alert = usage >= crate::metrics::DISK_ALERT_RATIO;
                     if alert && !act.disk_alert {
                         let msg = format!("disk usage {:.1}% is at or above 80%", usage * 100.0);
@@ -229,6 +315,11 @@ impl StatusActor {
                                     vector_storage,
                                 ),
                                 (METRICS_NAMESPACE, METRICS_KEY.to_string(), metrics),
+                                (
+                                    STATUS_NAMESPACE,
+                                    INDEX_PERSISTENCE_KEY.to_string(),
+                                    index_persistence,
+                                ),
                             ];
                             if let Some(e) = error {
                                 records.push((
@@ -294,7 +385,41 @@ impl Supervised for StatusActor {
 
 #[cfg(test)]
 mod tests {
-    use super::table_prop;
+    use super::{index_persistence_record, table_prop};
+    use crate::engine::indexes::IndexInfo;
+
+    fn info(name: &str, at_ms: i64) -> IndexInfo {
+        IndexInfo {
+            name: name.into(),
+            index_type: "hnsw".into(),
+            size_bytes: 100,
+            sha256: "ab".into(),
+            source: None,
+            metadata: None,
+            committed_at: crate::clock::iso_ms(at_ms),
+            committed_at_ms: at_ms,
+            blob: "b".into(),
+        }
+    }
+
+    #[test]
+    fn index_persistence_names_the_newest_index_and_what_holds_it() {
+        let none = index_persistence_record(&[], None, None);
+        assert_eq!(none["count"], 0);
+        assert!(none["index_type"].is_null() && none["last_snapshot"].is_null());
+        assert_eq!(none["mmap_enabled"], false);
+        let list = [info("old", 1_000_000), info("new", 2_000_000)];
+        let snap_at = crate::clock::iso_ms(1_500_000);
+        let r = index_persistence_record(&list, Some(("s1", &snap_at)), Some(2_500_000));
+        assert_eq!(r["name"], "new");
+        assert_eq!(r["index_file"], "indexes/new");
+        assert_eq!(r["size_bytes"], 100);
+        assert_eq!(r["total_size_bytes"], 200);
+        // The snapshot predates "new": it holds only "old".
+        assert!(r["last_snapshot"].is_null(), "{r}");
+        assert_eq!(r["indexes"][0]["last_snapshot"], snap_at);
+        assert_eq!(r["last_backup"], crate::clock::iso_ms(2_500_000));
+    }
 
     #[test]
     fn parses_aggregated_table_properties() {

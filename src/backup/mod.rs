@@ -150,7 +150,7 @@ pub struct BackupManifest {
     pub checksum: String,
 }
 
-fn hex(d: &[u8]) -> String {
+pub(crate) fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -247,10 +247,7 @@ pub struct PassResult {
 }
 
 fn sha256_hex(b: &[u8]) -> String {
-    Sha256::digest(b)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::hex(&Sha256::digest(b))
 }
 
 impl<'a> Archive<'a> {

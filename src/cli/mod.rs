@@ -6,6 +6,7 @@
 //! it is serialised as-is (`None` and empty lists left out), so a flag and
 //! the param it feeds are declared once.
 
+mod index;
 mod output;
 mod run;
 
@@ -329,6 +330,14 @@ client_commands! {
         #[arg(long)] from_sequence: u64,
         #[arg(long, default_value_t = 1000)] limit: usize,
     }
+    /// Stored indexes and unfinished uploads.
+    IndexList => "index_list" {}
+    /// Delete a stored index (or abandon one of its uploads).
+    IndexDelete => "index_delete" {
+        #[arg(long)] name: String,
+        /// Abandon this unfinished upload instead.
+        #[arg(long)] upload_id: Option<String>,
+    }
     /// Stream changes (one JSON line each) as they are committed; resume
     /// with --from-sequence <last sequence seen>.
     WalTail => "storage_subscribeChanges" {
@@ -401,6 +410,9 @@ pub enum Command {
     /// Backups to object storage.
     #[command(subcommand)]
     Backup(BackupCmd),
+    /// Index files (HNSW, IVF, …) stored for index agents.
+    #[command(subcommand)]
+    Index(IndexCmd),
     /// Measure ingest, durable writes, reads and snapshots (see README).
     Bench(crate::bench::BenchArgs),
 }
@@ -461,6 +473,14 @@ fn absolute(p: &mut Option<String>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexCmd {
+    Put(index::IndexPut),
+    Get(index::IndexGet),
+    List(IndexList),
+    Delete(IndexDelete),
 }
 
 #[derive(Debug, Subcommand)]
@@ -650,6 +670,12 @@ pub async fn run_client(command: Command) -> Result<String> {
             }
             BackupCmd::Drill(c) => send_with_progress(&c).await,
             BackupCmd::Status(c) => send(&c).await,
+        },
+        Command::Index(i) => match i {
+            IndexCmd::Put(c) => index::put(&c).await,
+            IndexCmd::Get(c) => index::get(&c).await,
+            IndexCmd::List(c) => send(&c).await,
+            IndexCmd::Delete(c) => send(&c).await,
         },
         other => Err(Error::internal(format!("not a client command: {other:?}"))),
     }

@@ -12,6 +12,7 @@
 //! | `memory`   | namespace `\0` key           | `MemoryV1` codec (expiry+JSON)|
 //! | `sys`      | `collection/<name>`, `ctr/…` | `Json` / u64 counters (merge) |
 
+pub mod indexes;
 mod kv;
 mod vectors;
 
@@ -42,10 +43,19 @@ pub enum Cf {
     Metadata,
     Memory,
     Sys,
+    /// Index files (HNSW, IVF, …) stored for index agents.
+    Indexes,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 5] = [Cf::Kv, Cf::Vectors, Cf::Metadata, Cf::Memory, Cf::Sys];
+    pub const ALL: [Cf; 6] = [
+        Cf::Kv,
+        Cf::Vectors,
+        Cf::Metadata,
+        Cf::Memory,
+        Cf::Sys,
+        Cf::Indexes,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Cf::Kv => "kv",
@@ -53,6 +63,7 @@ impl Cf {
             Cf::Metadata => "metadata",
             Cf::Memory => "memory",
             Cf::Sys => "sys",
+            Cf::Indexes => "indexes",
         }
     }
 }
@@ -112,7 +123,7 @@ pub struct Engine {
     /// Serialises schema changes (collection creation).
     pub(crate) ddl_lock: std::sync::Mutex<()>,
     /// RocksDB's column family ids (as they appear in the WAL), by [`Cf`].
-    pub(crate) cf_ids: [u32; 5],
+    pub(crate) cf_ids: [u32; Cf::ALL.len()],
     /// See [`Engine::history`]; fixed while the store is open.
     history: String,
     /// The `interval` WAL syncer thread and its stop flag.
@@ -297,7 +308,7 @@ impl Engine {
             opened_at: Instant::now(),
             syncer: Default::default(),
             ddl_lock: Default::default(),
-            cf_ids: [0; 5],
+            cf_ids: [0; Cf::ALL.len()],
             history: String::new(),
         });
         let mut engine = engine;
@@ -318,17 +329,21 @@ impl Engine {
 
     /// The column family ids RocksDB assigned, read from a probe batch
     /// (the Rust binding does not expose them).
-    fn learn_cf_ids(&self) -> Result<[u32; 5]> {
+    fn learn_cf_ids(&self) -> Result<[u32; Cf::ALL.len()]> {
         let mut probe = WriteBatch::default();
         for cf in Cf::ALL {
             probe.put_cf(self.cf(cf), b"", b"");
         }
         let parsed = crate::cdc::parse_batch(probe.data())?;
-        let mut ids = [0u32; 5];
+        let mut ids = [0u32; Cf::ALL.len()];
         for (i, r) in parsed.records.iter().enumerate() {
             match r {
                 crate::cdc::Record::Put { cf, .. } if i < ids.len() => ids[i] = *cf,
-                _ => return Err(Error::internal("probe batch did not decode as five puts")),
+                _ => {
+                    return Err(Error::internal(
+                        "probe batch did not decode as one put per column family",
+                    ))
+                }
             }
         }
         Ok(ids)

@@ -156,6 +156,22 @@ pub fn all() -> Vec<Tool> {
         tool("wal_replay", "Read archived changes after a sequence from the WAL archive, as change events.",
             json!({"type":"object","required":["from_sequence"],"properties":{"from":s(),
                 "from_sequence":{"type":"integer","minimum":0},"limit":{"type":"integer","minimum":1,"default":1000}}}), true),
+        tool("index_upload", "Append a chunk (base64, at most 8 MiB) to an index upload: omit upload_id to start one at offset 0, then pass it with offset = bytes sent so far. Finish with index_commit.",
+            json!({"type":"object","required":["name","data"],"properties":{"name":s(),
+                "upload_id":s(),"offset":{"type":"integer","minimum":0,"default":0},
+                "data":{"type":"string","contentEncoding":"base64"}}}), false),
+        tool("index_commit", "Make an upload the content of an index (HNSW, IVF, …), checking size and SHA-256; replaces the previous content atomically.",
+            json!({"type":"object","required":["name","upload_id","index_type"],"properties":{"name":s(),
+                "upload_id":s(),"index_type":s(),"size":{"type":"integer","minimum":0},
+                "sha256":s(),"source":s(),"metadata":{"type":"object"}}}), false),
+        tool("index_read", "Read a stored index: up to length bytes (at most 8 MiB) from offset, base64, with its size and SHA-256.",
+            json!({"type":"object","required":["name"],"properties":{"name":s(),
+                "offset":{"type":"integer","minimum":0,"default":0},
+                "length":{"type":"integer","minimum":1}}}), true),
+        tool("index_list", "Stored indexes (type, size, SHA-256, commit time) and unfinished uploads.",
+            json!({"type":"object","properties":{}}), true),
+        tool("index_delete", "Delete a stored index, or abandon one of its unfinished uploads (upload_id).",
+            json!({"type":"object","required":["name"],"properties":{"name":s(),"upload_id":s()}}), false),
     ]
 }
 

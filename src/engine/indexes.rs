@@ -1,0 +1,580 @@
+//! Index persistence: the files an index agent builds (HNSW graphs, IVF
+//! lists, …) stored durably in the `indexes` column family, so snapshots,
+//! backups, PITR and encryption cover them like every other byte of the
+//! store.
+//!
+//! An index arrives as an *upload*: chunks appended in order
+//! (`index_upload`, each one a durable write that says how many bytes the
+//! upload holds, so a client that lost a reply resends from there), then
+//! `index_commit`, which checks size and SHA-256 and makes the new bytes the
+//! index's content in one atomic batch (the previous content's chunks are
+//! deleted in the same batch). Readers see either the old or the new index,
+//! never a mix. Uploads left unfinished for a day are removed at the next
+//! upload.
+//!
+//! Keys: `m\0<name>` → [`IndexInfo`] (JSON), `u\0<upload>` → [`Upload`]
+//! (JSON), `c\0<blob>\0<offset: u64 BE>` → chunk bytes. A committed index's
+//! blob is the id of the upload that wrote it.
+
+use base64::Engine as _;
+use rocksdb::{Direction, IteratorMode, WriteBatch};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Cf, Engine};
+use crate::codec::{self, Codec};
+use crate::error::{Error, Result};
+
+/// Largest chunk one `index_upload` may carry, and one `index_read` returns.
+pub const MAX_CHUNK_BYTES: usize = 8 << 20;
+/// Unfinished uploads older than this are removed at the next upload.
+pub const UPLOAD_EXPIRY_MS: i64 = 24 * 3600 * 1000;
+const MAX_INDEX_NAME: usize = 128;
+
+/// A committed index.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IndexInfo {
+    pub name: String,
+    /// `hnsw`, `ivf`, … as the index agent names it.
+    pub index_type: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+    /// Where the uploader read it from (informational).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The uploader's own description (parameters, dimension, …).
+    #[serde(default)]
+    pub metadata: Option<serde_json::Value>,
+    pub committed_at: String,
+    pub committed_at_ms: i64,
+    /// Id of the upload whose chunks hold the content.
+    pub blob: String,
+}
+
+/// An upload in progress.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Upload {
+    pub upload_id: String,
+    pub name: String,
+    pub received: u64,
+    pub started_at_ms: i64,
+}
+
+fn check_index_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_INDEX_NAME {
+        return Err(Error::invalid(format!(
+            "index name {name:?} must be 1..={MAX_INDEX_NAME} bytes"
+        )));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/')))
+    {
+        return Err(Error::invalid(format!(
+            "index name {name:?} contains {c:?}; use letters, digits, '_', '-', '.' and '/'"
+        )));
+    }
+    if name
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return Err(Error::invalid(format!(
+            "index name {name:?} has an empty, '.' or '..' segment between '/'"
+        )));
+    }
+    Ok(())
+}
+
+fn meta_key(name: &str) -> Vec<u8> {
+    [b"m\0", name.as_bytes()].concat()
+}
+
+fn upload_key(id: &str) -> Vec<u8> {
+    [b"u\0", id.as_bytes()].concat()
+}
+
+fn chunk_prefix(blob: &str) -> Vec<u8> {
+    [b"c\0", blob.as_bytes(), b"\0"].concat()
+}
+
+fn chunk_key(blob: &str, offset: u64) -> Vec<u8> {
+    [chunk_prefix(blob), offset.to_be_bytes().to_vec()].concat()
+}
+
+/// The end of a blob's key range (exclusive): its prefix with the last byte + 1.
+fn chunk_range_end(blob: &str) -> Vec<u8> {
+    [b"c\0", blob.as_bytes(), b"\x01"].concat()
+}
+
+fn json_value<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v)
+        .map(|b| codec::encode(Codec::Json, &b))
+        .map_err(|e| Error::internal(e.to_string()))
+}
+
+fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T> {
+    let payload = codec::expect(bytes, Codec::Json).map_err(|e| e.context(what))?;
+    serde_json::from_slice(payload).map_err(|e| Error::corruption(format!("{what}: {e}")))
+}
+
+/// Decode a chunk sent as base64, naming the problem.
+pub fn decode_chunk(data: &str) -> Result<Vec<u8>> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|e| Error::invalid(format!("data is not valid base64: {e}")))?;
+    if bytes.len() > MAX_CHUNK_BYTES {
+        return Err(Error::invalid(format!(
+            "chunk is {} bytes, the limit is {MAX_CHUNK_BYTES}; send the index in smaller chunks",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
+impl Engine {
+    pub fn index_get(&self, name: &str) -> Result<Option<IndexInfo>> {
+        check_index_name(name)?;
+        self.get_with(Cf::Indexes, &meta_key(name), |b| {
+            from_json(b, &format!("index {name:?}"))
+        })
+    }
+
+    fn upload_get(&self, id: &str) -> Result<Option<Upload>> {
+        self.get_with(Cf::Indexes, &upload_key(id), |b| {
+            from_json(b, &format!("upload {id:?}"))
+        })
+    }
+
+    /// Every committed index and every unfinished upload, by name.
+    pub fn index_list(&self) -> Result<(Vec<IndexInfo>, Vec<Upload>)> {
+        let mut infos = Vec::new();
+        let mut uploads = Vec::new();
+        let it = self.db().iterator_cf(
+            self.cf(Cf::Indexes),
+            IteratorMode::From(b"m\0", Direction::Forward),
+        );
+        for item in it {
+            let (k, v) = item?;
+            if k.starts_with(b"m\0") {
+                infos.push(from_json(&v, "index record")?);
+            } else if k.starts_with(b"u\0") {
+                uploads.push(from_json(&v, "upload record")?);
+            } else {
+                break;
+            }
+        }
+        Ok((infos, uploads))
+    }
+
+    /// Append `data` at `offset` of an upload (a new one when `upload_id` is
+    /// None, which needs offset 0). Returns the upload after the append.
+    pub fn index_upload(
+        &self,
+        name: &str,
+        upload_id: Option<&str>,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<Upload> {
+        check_index_name(name)?;
+        let _ddl = self.ddl_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.clock().now_ms();
+        let mut batch = WriteBatch::default();
+        let cf = self.cf(Cf::Indexes);
+        let mut upload = match upload_id {
+            None => {
+                if offset != 0 {
+                    return Err(Error::invalid(format!(
+                        "a new upload starts at offset 0, not {offset}; pass upload_id to continue one"
+                    )));
+                }
+                self.expire_uploads(now, &mut batch)?;
+                Upload {
+                    upload_id: crate::backup::hex(&crate::backup::crypto::random::<12>()?),
+                    name: name.to_string(),
+                    received: 0,
+                    started_at_ms: now,
+                }
+            }
+            Some(id) => {
+                let up = self.upload_get(id)?.ok_or_else(|| {
+                    Error::not_found(format!(
+                        "no upload {id:?}: it was committed, aborted or expired; start a new one"
+                    ))
+                })?;
+                if up.name != name {
+                    return Err(Error::invalid(format!(
+                        "upload {id:?} is for index {:?}, not {name:?}",
+                        up.name
+                    )));
+                }
+                if up.received != offset {
+                    return Err(Error::invalid(format!(
+                        "upload {id:?} holds {} bytes, so the next chunk starts at offset {}, not {offset}",
+                        up.received, up.received
+                    )));
+                }
+                up
+            }
+        };
+        if data.is_empty() && upload_id.is_some() {
+            return Ok(upload);
+        }
+        if !data.is_empty() {
+            batch.put_cf(
+                cf,
+                chunk_key(&upload.upload_id, offset),
+                codec::encode(Codec::Raw, data),
+            );
+        }
+        upload.received = offset + data.len() as u64;
+        batch.put_cf(cf, upload_key(&upload.upload_id), json_value(&upload)?);
+        self.write(batch)?;
+        Ok(upload)
+    }
+
+    /// Delete unfinished uploads older than [`UPLOAD_EXPIRY_MS`] in `batch`.
+    fn expire_uploads(&self, now: i64, batch: &mut WriteBatch) -> Result<()> {
+        let cf = self.cf(Cf::Indexes);
+        let it = self
+            .db()
+            .iterator_cf(cf, IteratorMode::From(b"u\0", Direction::Forward));
+        for item in it {
+            let (k, v) = item?;
+            if !k.starts_with(b"u\0") {
+                break;
+            }
+            let up: Upload = from_json(&v, "upload record")?;
+            if now - up.started_at_ms > UPLOAD_EXPIRY_MS {
+                tracing::info!(upload = %up.upload_id, index = %up.name, "removing an upload unfinished for a day");
+                batch.delete_cf(cf, &k);
+                batch.delete_range_cf(
+                    cf,
+                    chunk_prefix(&up.upload_id),
+                    chunk_range_end(&up.upload_id),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// SHA-256 and length of a blob, reading its chunks in order and
+    /// checking they are contiguous.
+    fn blob_digest(&self, blob: &str) -> Result<(String, u64)> {
+        let prefix = chunk_prefix(blob);
+        let mut h = Sha256::new();
+        let mut len = 0u64;
+        let it = self.db().iterator_cf(
+            self.cf(Cf::Indexes),
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        for item in it {
+            let (k, v) = item?;
+            let Some(off) = k.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            let off = u64::from_be_bytes(off.try_into().map_err(|_| {
+                Error::corruption(format!("index chunk key of blob {blob:?} is malformed"))
+            })?);
+            if off != len {
+                return Err(Error::corruption(format!(
+                    "blob {blob:?} has a chunk at offset {off} where {len} was expected"
+                )));
+            }
+            let bytes = codec::expect(&v, Codec::Raw).map_err(|e| e.context("index chunk"))?;
+            h.update(bytes);
+            len += bytes.len() as u64;
+        }
+        Ok((crate::backup::hex(&h.finalize()), len))
+    }
+
+    /// Make an upload the content of `name`, checking its size and (when
+    /// given) SHA-256. The previous content is deleted in the same batch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn index_commit(
+        &self,
+        name: &str,
+        upload_id: &str,
+        index_type: &str,
+        size: Option<u64>,
+        sha256: Option<&str>,
+        source: Option<String>,
+        metadata: Option<serde_json::Value>,
+    ) -> Result<(IndexInfo, Option<IndexInfo>)> {
+        check_index_name(name)?;
+        if index_type.is_empty() || index_type.len() > 64 {
+            return Err(Error::invalid(
+                "index_type must be 1..=64 bytes (e.g. \"hnsw\")",
+            ));
+        }
+        let _ddl = self.ddl_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let up = self.upload_get(upload_id)?.ok_or_else(|| {
+            Error::not_found(format!(
+                "no upload {upload_id:?}: it was committed, aborted or expired"
+            ))
+        })?;
+        if up.name != name {
+            return Err(Error::invalid(format!(
+                "upload {upload_id:?} is for index {:?}, not {name:?}",
+                up.name
+            )));
+        }
+        if let Some(size) = size.filter(|s| *s != up.received) {
+            return Err(Error::invalid(format!(
+                "upload {upload_id:?} holds {} bytes but size says {size}; send the rest or start again",
+                up.received
+            )));
+        }
+        let (digest, len) = self.blob_digest(upload_id)?;
+        if len != up.received {
+            return Err(Error::corruption(format!(
+                "upload {upload_id:?} records {} bytes but its chunks hold {len}",
+                up.received
+            )));
+        }
+        if let Some(want) = sha256.filter(|w| !w.eq_ignore_ascii_case(&digest)) {
+            return Err(Error::invalid(format!(
+                "upload {upload_id:?} has SHA-256 {digest}, not {want}: the bytes were damaged or a chunk is missing; nothing was committed"
+            )));
+        }
+        let previous = self.index_get(name)?;
+        let now = self.clock().now_ms();
+        let info = IndexInfo {
+            name: name.to_string(),
+            index_type: index_type.to_string(),
+            size_bytes: len,
+            sha256: digest,
+            source,
+            metadata,
+            committed_at: crate::clock::iso_ms(now),
+            committed_at_ms: now,
+            blob: upload_id.to_string(),
+        };
+        let cf = self.cf(Cf::Indexes);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf, meta_key(name), json_value(&info)?);
+        batch.delete_cf(cf, upload_key(upload_id));
+        if let Some(old) = &previous {
+            batch.delete_range_cf(cf, chunk_prefix(&old.blob), chunk_range_end(&old.blob));
+        }
+        self.write(batch)?;
+        Ok((info, previous))
+    }
+
+    /// Up to `length` bytes of `name` from `offset`.
+    pub fn index_read(
+        &self,
+        name: &str,
+        offset: u64,
+        length: usize,
+    ) -> Result<(IndexInfo, Vec<u8>)> {
+        let info = self
+            .index_get(name)?
+            .ok_or_else(|| Error::not_found(format!("no index {name:?}")))?;
+        if offset > info.size_bytes {
+            return Err(Error::invalid(format!(
+                "offset {offset} is past the end of index {name:?} ({} bytes)",
+                info.size_bytes
+            )));
+        }
+        let want = length
+            .min(MAX_CHUNK_BYTES)
+            .min((info.size_bytes - offset) as usize);
+        let mut out = Vec::with_capacity(want);
+        let prefix = chunk_prefix(&info.blob);
+        // The chunk holding `offset` starts at or before it.
+        let mut it = self.db().raw_iterator_cf(self.cf(Cf::Indexes));
+        it.seek_for_prev(chunk_key(&info.blob, offset));
+        while out.len() < want && it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            let Some(start) = k
+                .strip_prefix(prefix.as_slice())
+                .and_then(|o| o.try_into().ok())
+                .map(u64::from_be_bytes)
+            else {
+                break;
+            };
+            let bytes = codec::expect(v, Codec::Raw).map_err(|e| e.context("index chunk"))?;
+            let pos = offset + out.len() as u64;
+            let skip = pos.saturating_sub(start) as usize;
+            if skip < bytes.len() {
+                let take = (want - out.len()).min(bytes.len() - skip);
+                out.extend_from_slice(&bytes[skip..skip + take]);
+            }
+            it.next();
+        }
+        it.status()?;
+        if out.len() != want {
+            return Err(Error::corruption(format!(
+                "index {name:?}: expected {want} bytes at offset {offset}, its chunks hold {}",
+                out.len()
+            )));
+        }
+        self.counters()
+            .read_bytes
+            .fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok((info, out))
+    }
+
+    /// Delete a committed index (and its chunks); false when there was none.
+    pub fn index_delete(&self, name: &str) -> Result<bool> {
+        check_index_name(name)?;
+        let _ddl = self.ddl_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(info) = self.index_get(name)? else {
+            return Ok(false);
+        };
+        let cf = self.cf(Cf::Indexes);
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(cf, meta_key(name));
+        batch.delete_range_cf(cf, chunk_prefix(&info.blob), chunk_range_end(&info.blob));
+        self.write(batch)?;
+        Ok(true)
+    }
+
+    /// Abandon an upload of `name` and its chunks; false when there was none.
+    pub fn index_abort(&self, name: &str, upload_id: &str) -> Result<bool> {
+        check_index_name(name)?;
+        let _ddl = self.ddl_lock.lock().unwrap_or_else(|p| p.into_inner());
+        match self.upload_get(upload_id)? {
+            None => return Ok(false),
+            Some(up) if up.name != name => {
+                return Err(Error::invalid(format!(
+                    "upload {upload_id:?} is for index {:?}, not {name:?}",
+                    up.name
+                )))
+            }
+            Some(_) => {}
+        }
+        let cf = self.cf(Cf::Indexes);
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(cf, upload_key(upload_id));
+        batch.delete_range_cf(cf, chunk_prefix(upload_id), chunk_range_end(upload_id));
+        self.write(batch)?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::engine::testutil::open_temp;
+
+    fn content(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn an_index_uploaded_in_chunks_reads_back_byte_for_byte() {
+        let (_d, e) = open_temp(ManualClock::new(1_000));
+        let bytes = content(10_000);
+        let up = e.index_upload("hnsw-v2", None, 0, &bytes[..4096]).unwrap();
+        let up = e
+            .index_upload("hnsw-v2", Some(&up.upload_id), 4096, &bytes[4096..])
+            .unwrap();
+        assert_eq!(up.received, 10_000);
+        let digest = crate::backup::hex(&Sha256::digest(&bytes));
+        let (info, prev) = e
+            .index_commit(
+                "hnsw-v2",
+                &up.upload_id,
+                "hnsw",
+                Some(10_000),
+                Some(&digest),
+                None,
+                None,
+            )
+            .unwrap();
+        assert!(prev.is_none());
+        assert_eq!(info.size_bytes, 10_000);
+        // Reads that start inside a chunk and cross into the next.
+        for (off, len) in [
+            (0, 10_000),
+            (100, 5000),
+            (4095, 2),
+            (9_999, 50),
+            (10_000, 5),
+        ] {
+            let (_, got) = e.index_read("hnsw-v2", off, len).unwrap();
+            let end = (off as usize + len).min(10_000);
+            assert_eq!(got, bytes[off as usize..end], "offset {off} length {len}");
+        }
+        assert!(e.index_read("hnsw-v2", 10_001, 1).is_err());
+        let (list, uploads) = e.index_list().unwrap();
+        assert_eq!(list, vec![info]);
+        assert!(
+            uploads.is_empty(),
+            "a committed upload is no longer pending"
+        );
+    }
+
+    #[test]
+    fn a_bad_upload_changes_nothing_and_says_why() {
+        let (_d, e) = open_temp(ManualClock::new(1_000));
+        let old = content(3000);
+        let up = e.index_upload("ivf", None, 0, &old).unwrap();
+        e.index_commit("ivf", &up.upload_id, "ivf", None, None, None, None)
+            .unwrap();
+        let new = content(5000);
+        let up = e.index_upload("ivf", None, 0, &new[..1000]).unwrap();
+        // Out of order: the offset must be what the upload holds.
+        let err = e
+            .index_upload("ivf", Some(&up.upload_id), 2000, &new[2000..])
+            .unwrap_err();
+        assert!(
+            err.message.contains("next chunk starts at offset 1000"),
+            "{err}"
+        );
+        // Wrong size and wrong checksum refuse the commit.
+        let err = e
+            .index_commit("ivf", &up.upload_id, "ivf", Some(5000), None, None, None)
+            .unwrap_err();
+        assert!(err.message.contains("holds 1000 bytes"), "{err}");
+        let err = e
+            .index_commit("ivf", &up.upload_id, "ivf", None, Some("00"), None, None)
+            .unwrap_err();
+        assert!(err.message.contains("nothing was committed"), "{err}");
+        for bad in ["../x", "a//b", "/a", "a b", ""] {
+            assert!(e.index_upload(bad, None, 0, b"x").is_err(), "{bad:?}");
+        }
+        assert!(e.index_upload("team-a/hnsw.v2", None, 0, b"x").is_ok());
+        assert!(e.index_upload("ivf", None, 5, b"x").is_err());
+        // The old content is untouched.
+        let (info, got) = e.index_read("ivf", 0, 10_000).unwrap();
+        assert_eq!(got, old);
+        assert_eq!(info.size_bytes, 3000);
+        // Replacing deletes the old chunks in the same batch.
+        e.index_upload("ivf", Some(&up.upload_id), 1000, &new[1000..])
+            .unwrap();
+        let (_, prev) = e
+            .index_commit("ivf", &up.upload_id, "ivf", Some(5000), None, None, None)
+            .unwrap();
+        let old_blob = prev.unwrap().blob;
+        let left = e
+            .db()
+            .prefix_iterator_cf(e.cf(Cf::Indexes), chunk_prefix(&old_blob))
+            .filter_map(|r| r.ok())
+            .filter(|(k, _)| k.starts_with(&chunk_prefix(&old_blob)))
+            .count();
+        assert_eq!(left, 0, "old chunks are gone");
+        assert_eq!(e.index_read("ivf", 0, 10_000).unwrap().1, new);
+        assert!(e.index_delete("ivf").unwrap());
+        assert!(!e.index_delete("ivf").unwrap());
+        assert!(e.index_read("ivf", 0, 1).is_err());
+    }
+
+    #[test]
+    fn unfinished_uploads_expire_after_a_day() {
+        let clock = ManualClock::new(1_000);
+        let (_d, e) = open_temp(clock.clone());
+        let stale = e.index_upload("a", None, 0, b"abc").unwrap();
+        clock.advance_ms(UPLOAD_EXPIRY_MS + 1);
+        let fresh = e.index_upload("b", None, 0, b"def").unwrap();
+        let (_, uploads) = e.index_list().unwrap();
+        assert_eq!(uploads, vec![fresh]);
+        assert!(e
+            .index_upload("a", Some(&stale.upload_id), 3, b"g")
+            .is_err());
+    }
+}
