@@ -550,10 +550,7 @@ async fn wal_incremental(
 
 /// The last sequence of a checkpoint, from a read-only open.
 fn checkpoint_sequence(dir: &Path, config: &Config) -> Result<u64> {
-    let (mut opts, cfs) = crate::engine::descriptors(config);
-    opts.create_if_missing(false);
-    let db = rocksdb::DB::open_cf_descriptors_read_only(&opts, dir, cfs, false)?;
-    Ok(db.latest_sequence_number())
+    Ok(crate::engine::open_read_only(dir, config)?.latest_sequence_number())
 }
 
 /// A point-in-time target.

@@ -66,6 +66,12 @@ impl Cf {
             Cf::Indexes => "indexes",
         }
     }
+
+    /// Families added after the first release: stores (and snapshots, and
+    /// backups) made before lack them until opened read-write.
+    pub fn added_later(self) -> bool {
+        matches!(self, Cf::Indexes)
+    }
 }
 
 /// Schema version stored in `sys` under `schema_version`.
@@ -252,17 +258,36 @@ pub fn fork_history(dir: &Path, config: &Config) -> Result<String> {
     Ok(id)
 }
 
+/// Open a store directory (a snapshot, a restored backup) read-only, with
+/// the column families it has: a store written before a column family was
+/// added (see [`Cf::added_later`]) has no such family until opened
+/// read-write.
+pub(crate) fn open_read_only(dir: &Path, config: &Config) -> Result<DB> {
+    let (mut opts, cfs) = descriptors(config);
+    opts.create_if_missing(false);
+    let present = DB::list_cf(&opts, dir)?;
+    let cfs: Vec<_> = cfs
+        .into_iter()
+        .filter(|d| present.iter().any(|p| p == d.name()))
+        .collect();
+    Ok(DB::open_cf_descriptors_read_only(&opts, dir, cfs, false)?)
+}
+
 /// Open a store directory read-only and read every key of every column
 /// family with block checksums verified; returns the number of keys.
 pub fn read_all_read_only(dir: &Path, config: &Config) -> Result<u64> {
-    let (mut opts, cfs) = descriptors(config);
-    opts.create_if_missing(false);
-    let db = DB::open_cf_descriptors_read_only(&opts, dir, cfs, false)?;
+    let db = open_read_only(dir, config)?;
     let mut keys = 0;
     for cf in Cf::ALL {
-        let handle = db
-            .cf_handle(cf.name())
-            .ok_or_else(|| Error::corruption(format!("column family {} is missing", cf.name())))?;
+        let Some(handle) = db.cf_handle(cf.name()) else {
+            if cf.added_later() {
+                continue;
+            }
+            return Err(Error::corruption(format!(
+                "column family {} is missing",
+                cf.name()
+            )));
+        };
         let mut ro = rocksdb::ReadOptions::default();
         ro.set_verify_checksums(true);
         ro.fill_cache(false);
@@ -740,5 +765,38 @@ pub(crate) mod testutil {
         };
         let engine = Engine::open(&config, Arc::new(clock)).unwrap();
         (dir, engine)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    /// A store from before the `indexes` family (a snapshot or backup taken
+    /// by an earlier version) verifies read-only and opens read-write.
+    #[test]
+    fn a_store_without_later_families_still_verifies_and_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let db_dir = dir.path().join("db");
+        {
+            let (opts, _) = descriptors(&config);
+            let old: Vec<&str> = Cf::ALL
+                .iter()
+                .filter(|c| !c.added_later())
+                .map(|c| c.name())
+                .collect();
+            let db = DB::open_cf(&opts, &db_dir, &old).unwrap();
+            db.put_cf(db.cf_handle("kv").unwrap(), b"k", b"\x01v")
+                .unwrap();
+        }
+        assert!(read_all_read_only(&db_dir, &config).unwrap() >= 1);
+        let e = Engine::open(&config, Arc::new(ManualClock::new(0))).unwrap();
+        assert_eq!(e.kv_get("k").unwrap().as_deref(), Some("v"));
+        assert!(e.index_list().unwrap().0.is_empty());
     }
 }
