@@ -1,6 +1,7 @@
 //! The external bus against real servers: a second daemon receives the
 //! records over JSON-RPC, and over MCP through a real MCP server (this
-//! binary's `mcp`, spawned over stdio). While the second daemon is down,
+//! binary's `mcp`, spawned over stdio, and `mcp --http`, over streamable
+//! HTTP). While the second daemon is down,
 //! storage work goes on and failures are counted; when it returns on the
 //! same port, publishing resumes.
 
@@ -59,6 +60,9 @@ async fn records_reach_a_second_server_and_publishing_survives_its_outage() {
     let b_dir = tmp.path().join("b");
     let b = start_b(&b_dir, port);
     let b_url = b.url.clone();
+    // A third path: MCP over streamable HTTP, served by this binary's
+    // `mcp --http` in front of b.
+    let (mcp_http, mcp_url) = mcp_http_server(&b_url);
     let cfg = tmp.path().join("a.toml");
     std::fs::write(
         &cfg,
@@ -74,6 +78,11 @@ namespaces = ["ruvector/storage"]
 name = "b-mcp"
 command = [{bin:?}, "mcp", "--connect", "{b_url}"]
 namespaces = ["ruvector/metrics"]
+
+[[bus.external]]
+name = "b-mcp-http"
+mcp-url = "{mcp_url}"
+namespaces = ["ruvector/storage"]
 "#,
             bin = BIN
         ),
@@ -103,7 +112,7 @@ namespaces = ["ruvector/metrics"]
     // Namespace filters hold: the MCP target did not get status records.
     let stats = wait_for("both targets counted as sending", async || {
         let s = external_stats(&ac).await;
-        (s.len() == 2 && s.iter().all(|t| t["sent"].as_u64().unwrap_or(0) > 0)).then_some(s)
+        (s.len() == 3 && s.iter().all(|t| t["sent"].as_u64().unwrap_or(0) > 0)).then_some(s)
     })
     .await;
     assert!(stats.iter().all(|t| t["failures"] == 0), "{stats:?}");
@@ -154,6 +163,37 @@ namespaces = ["ruvector/metrics"]
         s.iter().all(|t| t["last_error"].is_null()).then_some(())
     })
     .await;
+    drop(mcp_http);
+}
+
+/// `mcp --http 127.0.0.1:0 --connect <url>`; returns the process (killed on
+/// drop) and its MCP URL.
+fn mcp_http_server(daemon_url: &str) -> (KillOnDrop, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(BIN)
+        .args(["mcp", "--http", "127.0.0.1:0", "--connect", daemon_url])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn mcp --http");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("address line");
+    let child = KillOnDrop(child);
+    let url = serde_json::from_str::<Value>(&line).expect("address line is JSON")["mcp_url"]
+        .as_str()
+        .expect("mcp_url")
+        .to_string();
+    (child, url)
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]

@@ -361,3 +361,129 @@ async fn mcp_reports_a_daemon_that_cannot_start() {
         "{stderr}"
     );
 }
+
+/// Raw HTTP/1.1 request; returns the status line.
+fn http_status(addr: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.lines().next().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_over_streamable_http_serves_the_same_tools_to_a_real_client() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = DaemonGuard(dir.path());
+    let mut server = Command::new(BIN)
+        .args(["mcp", "--http", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut line = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _server = Kill(server);
+    let url = serde_json::from_str::<Value>(&line).expect("address line")["mcp_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ruvector_storage::backup::target::install_crypto_provider();
+    let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.as_str());
+    let m: Mcp = ().serve(transport).await.expect("initialize over HTTP");
+    let tools = m.list_all_tools().await.unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(
+        names.len(),
+        ruvector_storage::ops::METHODS.len(),
+        "{names:?}"
+    );
+    for t in [
+        "memory_usage",
+        "memory_store",
+        "index_upload",
+        "backup_create",
+    ] {
+        assert!(names.contains(&t), "{t} missing: {names:?}");
+    }
+    let (e, _) = call(
+        &m,
+        "memory_store",
+        json!({"key": "over-http", "value": {"n": 1}, "namespace": "agents/h"}),
+    )
+    .await;
+    assert!(!e);
+    let (_, r) = call(
+        &m,
+        "memory_retrieve",
+        json!({"key": "over-http", "namespace": "agents/h"}),
+    )
+    .await;
+    assert_eq!(r["value"]["n"], 1, "{r}");
+    let bad = m
+        .call_tool(
+            CallToolRequestParams::new("memory_retrieve")
+                .with_arguments(args(json!({"namespace": "agents/h"}))),
+        )
+        .await
+        .expect_err("a missing key is a protocol error");
+    assert!(bad.to_string().contains("-32602"), "{bad}");
+    m.cancel().await.unwrap();
+
+    // Browsers (any Origin), foreign Host names and other paths are refused.
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_string();
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let post = |headers: &str| {
+        format!(
+            "POST /mcp HTTP/1.1\r\n{headers}Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{init}",
+            init.len()
+        )
+    };
+    let with_origin = http_status(
+        &addr,
+        &post(&format!("Host: {addr}\r\nOrigin: http://evil.example\r\n")),
+    );
+    assert!(with_origin.contains(" 403"), "{with_origin}");
+    let foreign_host = http_status(&addr, &post("Host: evil.example\r\n"));
+    assert!(foreign_host.contains(" 403"), "{foreign_host}");
+    let plain = http_status(&addr, &post(&format!("Host: {addr}\r\n")));
+    assert!(
+        plain.contains(" 200"),
+        "the same request without them works: {plain}"
+    );
+    let other = http_status(
+        &addr,
+        &format!("GET /x HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(other.contains(" 404"), "{other}");
+
+    // Only loopback.
+    let out = Command::new(BIN)
+        .args([
+            "mcp",
+            "--http",
+            "0.0.0.0:0",
+            "--connect",
+            "http://127.0.0.1:9",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("loopback only"), "{err}");
+}

@@ -26,11 +26,16 @@ pub struct Target {
     pub progress: Arc<super::progress::Progress>,
 }
 
+/// reqwest (object_store's and rmcp's HTTP client) is built with rustls but
+/// without a bundled crypto provider: install ring once, before any client.
+pub fn install_crypto_provider() {
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+}
+
 impl Target {
     /// Resolve a destination. A bare path is a local directory.
     pub fn open(url: &str) -> Result<Target> {
-        // object_store's HTTP client uses rustls without a bundled provider.
-        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         let bad = |why: String| Error::invalid(format!("backup location {url:?}: {why}"));
         if !url.contains("://") {
             return Self::local(Path::new(url), url);

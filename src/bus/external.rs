@@ -1,8 +1,8 @@
 //! The external bus: the daemon's own records (status, metrics, errors,
 //! backups …) are also published to another agent's memory server — an MCP
 //! server over stdio (e.g. `npx claude-flow mcp start`, through its
-//! `memory_store` or `memory_usage` tool) or a JSON-RPC endpoint (e.g.
-//! another ruvector-storage daemon).
+//! `memory_store` or `memory_usage` tool) or over streamable HTTP, or a
+//! JSON-RPC endpoint (e.g. another ruvector-storage daemon).
 //!
 //! Publishing never blocks storage work: [`ExternalBus::offer`] only puts
 //! the record in a per-target map holding the latest value per (namespace,
@@ -40,6 +40,9 @@ pub struct ExternalTarget {
     /// A JSON-RPC endpoint (`http://…` or `https://…`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// An MCP server reached over streamable HTTP (`http://…/mcp`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp_url: Option<String>,
     /// An MCP server to spawn and talk to over stdio: program and arguments.
     pub command: Vec<String>,
     /// Tool / method to call: `memory_store` (v3) or `memory_usage` (v2).
@@ -49,7 +52,7 @@ pub struct ExternalTarget {
     pub tool: Option<String>,
     /// Which namespaces to forward (patterns as in `[auth]`). Default: all.
     pub namespaces: Vec<String>,
-    /// Environment variable holding a bearer token for `url`.
+    /// Environment variable holding a bearer token for `url` or `mcp-url`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_env: Option<String>,
 }
@@ -59,18 +62,25 @@ impl ExternalTarget {
         if self.name.trim().is_empty() {
             return Err(Error::invalid(format!("{at}: name is required")));
         }
-        match (&self.url, self.command.is_empty()) {
-            (Some(u), true) if u.starts_with("http://") || u.starts_with("https://") => {}
-            (Some(u), true) => {
+        let given = [
+            self.url.is_some(),
+            self.mcp_url.is_some(),
+            !self.command.is_empty(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err(Error::invalid(format!(
+                "{at}: give exactly one of url (JSON-RPC), mcp-url (MCP over streamable HTTP) \
+                 or command (MCP over stdio)"
+            )));
+        }
+        for (field, u) in [("url", &self.url), ("mcp-url", &self.mcp_url)] {
+            if let Some(u) = u.as_ref().filter(|u| {
+                !(u.starts_with("http://") || u.starts_with("https://"))
+                    || url::Url::parse(u).is_err()
+            }) {
                 return Err(Error::invalid(format!(
-                    "{at}: url {u:?} must start with http:// or https://"
-                )))
-            }
-            (None, false) => {}
-            _ => {
-                return Err(Error::invalid(format!(
-                    "{at}: give exactly one of url (JSON-RPC) or command (MCP over stdio)"
-                )))
+                    "{at}: {field} {u:?} must be an http:// or https:// URL"
+                )));
             }
         }
         if let Some(t) = &self.tool {
@@ -162,7 +172,8 @@ impl ExternalBus {
                 .map(|t| {
                     json!({
                         "name": t.cfg.name,
-                        "endpoint": t.cfg.url.clone().unwrap_or_else(|| t.cfg.command.join(" ")),
+                        "endpoint": t.cfg.url.clone().or_else(|| t.cfg.mcp_url.clone())
+                            .unwrap_or_else(|| t.cfg.command.join(" ")),
                         "sent": t.counters.sent.load(Ordering::Relaxed),
                         "failures": t.counters.failures.load(Ordering::Relaxed),
                         "pending": lock(&t.pending).len(),
@@ -191,17 +202,38 @@ enum Conn {
     Mcp(RunningService<RoleClient, ()>, String),
 }
 
+fn token(cfg: &ExternalTarget) -> Result<Option<String>> {
+    match &cfg.token_env {
+        Some(var) => Ok(Some(std::env::var(var).map_err(|_| {
+            Error::invalid(format!(
+                "bus.external {:?}: token-env {var} is not set",
+                cfg.name
+            ))
+        })?)),
+        None => Ok(None),
+    }
+}
+
 async fn connect(cfg: &ExternalTarget) -> Result<Conn> {
+    if let Some(url) = &cfg.mcp_url {
+        use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+        use rmcp::transport::StreamableHttpClientTransport;
+        // reqwest is built without a default crypto provider: install ring.
+        crate::backup::target::install_crypto_provider();
+        let mut conf = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+        if let Some(t) = token(cfg)? {
+            conf = conf.auth_header(t);
+        }
+        let transport = StreamableHttpClientTransport::from_config(conf);
+        let service = tokio::time::timeout(CALL_TIMEOUT * 3, ().serve(transport))
+            .await
+            .map_err(|_| Error::unavailable("MCP initialize timed out"))?
+            .map_err(|e| Error::unavailable(format!("MCP initialize at {url}: {e}")))?;
+        let tool = pick_tool(&service, cfg).await?;
+        return Ok(Conn::Mcp(service, tool));
+    }
     if let Some(url) = &cfg.url {
-        let token = match &cfg.token_env {
-            Some(var) => Some(std::env::var(var).map_err(|_| {
-                Error::invalid(format!(
-                    "bus.external {:?}: token-env {var} is not set",
-                    cfg.name
-                ))
-            })?),
-            None => None,
-        };
+        let token = token(cfg)?;
         let creds = Credentials {
             token,
             ..Credentials::from_env().unwrap_or_default()
@@ -221,7 +253,17 @@ async fn connect(cfg: &ExternalTarget) -> Result<Conn> {
         .await
         .map_err(|_| Error::unavailable("MCP initialize timed out"))?
         .map_err(|e| Error::unavailable(format!("MCP initialize: {e}")))?;
-    let tool = match &cfg.tool {
+    let tool = pick_tool(&service, cfg).await?;
+    Ok(Conn::Mcp(service, tool))
+}
+
+/// The configured tool, or `memory_store` if the server lists it, else
+/// `memory_usage`.
+async fn pick_tool(
+    service: &RunningService<RoleClient, ()>,
+    cfg: &ExternalTarget,
+) -> Result<String> {
+    Ok(match &cfg.tool {
         Some(t) => t.clone(),
         None => {
             let tools = service
@@ -239,8 +281,7 @@ async fn connect(cfg: &ExternalTarget) -> Result<Conn> {
                 ));
             }
         }
-    };
-    Ok(Conn::Mcp(service, tool))
+    })
 }
 
 /// The arguments of one store call in the tool's shape.
@@ -278,9 +319,14 @@ async fn send(conn: &Conn, ns: &str, key: &str, value: &Value) -> Result<()> {
                 .map_err(|_| Error::unavailable("timed out"))?
                 .map_err(|e| Error::unavailable(format!("{tool}: {e}")))?;
             if result.is_error == Some(true) {
+                let text: Vec<String> = result
+                    .content
+                    .iter()
+                    .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+                    .collect();
                 return Err(Error::invalid(format!(
-                    "{tool} returned an error: {:?}",
-                    result.content
+                    "{tool} returned an error: {}",
+                    text.join("; ")
                 )));
             }
             Ok(())

@@ -377,13 +377,18 @@ pub enum Command {
     },
     /// Run the daemon (the only process that opens the store).
     Serve(ServeArgs),
-    /// Serve MCP over stdio, as a client of the daemon (started if needed).
+    /// Serve MCP (stdio, or streamable HTTP with --http), as a client of
+    /// the daemon (started if needed).
     Mcp {
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
         /// Use this daemon instead of finding/starting one for --data-dir.
         #[arg(long)]
         connect: Option<String>,
+        /// Serve MCP over streamable HTTP at http://ADDR/mcp instead of
+        /// stdio (loopback only; port 0 picks one, printed on stdout).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
     },
     Write(Write),
     Read(Read),

@@ -48,8 +48,15 @@ fn dispatch(cli: Cli) -> Result<String> {
     match cli.command {
         Command::Init { path, engine } => super::init(&path, &engine),
         Command::Serve(args) => serve(config_path, &args.overrides()).map(|_| String::new()),
-        Command::Mcp { data_dir, connect } => {
+        Command::Mcp {
+            data_dir,
+            connect,
+            http,
+        } => {
             crate::telemetry::init("warn");
+            if let Some(addr) = http {
+                crate::mcp::check_http_addr(addr)?;
+            }
             runtime()?.block_on(async move {
                 let client = match connect {
                     Some(url) => {
@@ -65,7 +72,10 @@ fn dispatch(cli: Cli) -> Result<String> {
                         .await?
                     }
                 };
-                crate::mcp::serve_stdio(client).await
+                match http {
+                    Some(addr) => crate::mcp::serve_http(client, addr, shutdown_signal()).await,
+                    None => crate::mcp::serve_stdio(client).await,
+                }
             })?;
             Ok(String::new())
         }

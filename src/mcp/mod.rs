@@ -175,6 +175,92 @@ fn spawn_daemon(data_dir: &Path, config: Option<&Path>) -> Result<std::process::
 }
 
 /// Serve MCP on stdin/stdout until stdin closes.
+/// MCP over HTTP listens on loopback only.
+pub fn check_http_addr(addr: std::net::SocketAddr) -> Result<()> {
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "mcp --http {addr}: MCP over HTTP listens on loopback only (its callers act with this \
+         process's daemon token); remote agents should use the daemon's JSON-RPC API with \
+         their own tokens"
+    )))
+}
+
+/// Serve MCP over streamable HTTP at `http://<addr>/mcp` until `shutdown`
+/// resolves. Loopback only: every caller acts with this process's daemon
+/// credentials, so the listener must not be reachable by others. Requests
+/// carrying an `Origin` header (browsers) are refused, and rmcp checks the
+/// `Host` header is a loopback name (DNS rebinding).
+pub async fn serve_http(
+    client: Client,
+    addr: std::net::SocketAddr,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    use http_body_util::{BodyExt, Full};
+    use rmcp::transport::streamable_http_server::{
+        session::local::LocalSessionManager, StreamableHttpServerConfig, StreamableHttpService,
+    };
+    check_http_addr(addr)?;
+    let config = StreamableHttpServerConfig::default().enforce_origin_validation();
+    let cancel = config.cancellation_token.clone();
+    let service: StreamableHttpService<McpServer, LocalSessionManager> = StreamableHttpService::new(
+        move || Ok(McpServer::new(client.clone())),
+        std::sync::Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::io(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::io(format!("listener address: {e}")))?;
+    // The address on stdout (one line) tells a caller that bound port 0 where it is.
+    println!("{{\"mcp_url\":\"http://{local}/mcp\"}}");
+    tracing::info!(%local, "serving MCP over streamable HTTP at /mcp");
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let service = service.clone();
+        tokio::spawn(async move {
+            let handler =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let service = service.clone();
+                    async move {
+                        if req.uri().path() == "/mcp" {
+                            return Ok::<_, std::convert::Infallible>(service.handle(req).await);
+                        }
+                        let mut resp = http::Response::new(
+                            Full::new(bytes::Bytes::from_static(
+                                b"not found: MCP is served at /mcp\n",
+                            ))
+                            .boxed(),
+                        );
+                        *resp.status_mut() = http::StatusCode::NOT_FOUND;
+                        Ok(resp)
+                    }
+                });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), handler)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "MCP HTTP connection ended with an error");
+            }
+        });
+    }
+    cancel.cancel();
+    Ok(())
+}
+
 pub async fn serve_stdio(client: Client) -> Result<()> {
     let service = McpServer::new(client)
         .serve(rmcp::transport::stdio())
