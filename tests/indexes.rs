@@ -6,6 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use common::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -62,6 +63,9 @@ async fn indexes_round_trip_survive_sigkill_ride_in_snapshots_and_are_published(
     let env = [("RUVECTOR_STORAGE__STATUS_INTERVAL_SECS", "1")];
     let d = start_with(&dir, &env, &[]);
     let c = d.client();
+    let start_seq = ok(&c, "system_health", json!({})).await["latest_sequence"]
+        .as_u64()
+        .unwrap();
     // 10 MiB and a bit: three chunks of the CLI's 4 MiB, the last one short.
     let v1 = content((10 << 20) + 123, 1);
     let f1 = tmp.path().join("hnsw-v1.idx");
@@ -164,6 +168,37 @@ async fn indexes_round_trip_survive_sigkill_ride_in_snapshots_and_are_published(
         r["last_snapshot"].is_null(),
         "the snapshot predates v2: {r}"
     );
+    // Change data capture shows the commits (not the chunks).
+    let mut sub = c
+        .subscribe(
+            ruvector_storage::rpc::changes::SUBSCRIBE,
+            json!({"from_sequence": start_seq}),
+            ruvector_storage::rpc::changes::UNSUBSCRIBE,
+        )
+        .await
+        .unwrap();
+    let mut index_events = Vec::new();
+    while index_events.len() < 2 {
+        match tokio::time::timeout(Duration::from_secs(20), sub.next()).await {
+            Ok(Some(Ok(ev))) if ev["kind"] == "index" => index_events.push(ev),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("after {index_events:?}: {other:?}"),
+        }
+    }
+    assert_eq!(index_events[0]["op"], "insert", "{index_events:?}");
+    assert_eq!(index_events[1]["op"], "update", "{index_events:?}");
+    assert_eq!(index_events[1]["key"], "hnsw-v2");
+    assert_eq!(index_events[1]["value"]["sha256"], hex(&v2));
+    assert!(index_events[1]["value"].get("blob").is_none());
+    drop(sub);
+    // A crash in the middle of an upload leaves the committed index.
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    ok(
+        &c,
+        "index_upload",
+        json!({"name": "hnsw-v2", "data": b64(&v1[..1 << 20])}),
+    )
+    .await;
     d.kill9();
     let d = start_with(&dir, &env, &[]);
     let c = d.client();
@@ -180,6 +215,8 @@ async fn indexes_round_trip_survive_sigkill_ride_in_snapshots_and_are_published(
     ]);
     assert_eq!(code, 0, "{out}{e}");
     assert!(std::fs::read(&got).unwrap() == v2, "v2 after SIGKILL");
+    let list = ok(&c, "index_list", json!({})).await;
+    assert_eq!(list["uploads"][0]["received"], 1 << 20, "{list}");
     // The snapshot holds v1: restoring it brings v1 back.
     ok(&c, "snapshot_restore", json!({"name": "with-v1"})).await;
     let (code, out, e) = cli(&[
@@ -201,7 +238,6 @@ async fn indexes_round_trip_survive_sigkill_ride_in_snapshots_and_are_published(
         json!({"name": "hnsw-v2", "offset": (4 << 20) - 5, "length": 10}),
     )
     .await;
-    use base64::Engine as _;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(part["data"].as_str().unwrap())
         .unwrap();
