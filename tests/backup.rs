@@ -677,6 +677,14 @@ async fn a_restore_forks_the_history_and_nothing_chains_across_it() {
         b1["why_not_wal"].as_str().unwrap().contains("history"),
         "{b1}"
     );
+    // The fallback is not routine: it is on the board (and so published
+    // to ruvector/errors), not only in the result.
+    let actors = ok(&c, "storage_stats", json!({})).await["actors"].clone();
+    let last = actors["backup"]["last_error"].as_str().unwrap_or_default();
+    assert!(
+        last.contains("backup b1") && last.contains("uploads files instead"),
+        "{actors}"
+    );
     // b1 restores to exactly the new history's state.
     let want = dump(&c).await;
     assert!(want.iter().all(|(k, _)| !k.starts_with("old1")));

@@ -383,7 +383,22 @@ async fn create(c: &Ctx, p: crate::ops::BackupCreateParams) -> Result<Value> {
             Err(e) if method == Method::Wal => {
                 return Err(e.context("a WAL-based incremental backup"))
             }
-            Err(e) => why_files = Some(e.message),
+            Err(e) => {
+                // No backup to build on is the normal first run; anything
+                // else (a gap or a damaged segment in the archive, the
+                // archive unreachable) is worth an alert, though this
+                // backup goes on with files.
+                if e.kind != crate::error::ErrorKind::NotFound {
+                    c.board.record_error(
+                        "backup",
+                        &format!(
+                            "backup {name}: a WAL-based incremental was not possible, so it \
+                             uploads files instead: {e}"
+                        ),
+                    );
+                }
+                why_files = Some(e.message)
+            }
         }
     }
     let stage = staging_root(&c.config).join(&name);

@@ -358,6 +358,7 @@ fn recovery_action(origin: &str) -> &'static str {
         "disk" => "free space: prune snapshots (snapshot prune), compact, or grow the volume",
         "scheduler" => "fix the schedule file and send SIGHUP; the previous schedule keeps running",
         "snapshot" => "check disk space and the snapshot named in the error, then retry",
+        "backup" => "check the destination and the WAL archive (backup verify --read-data, wal archive); a backup that fell back to files is complete",
         "persistence" => "retry; if it persists, verify and restore the newest verified snapshot",
         _ => "retry_or_alert",
     }
