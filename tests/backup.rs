@@ -712,3 +712,81 @@ async fn a_restore_forks_the_history_and_nothing_chains_across_it() {
     assert!(!tmp.path().join("pitr/db").exists());
     d.terminate();
 }
+
+/// Encryption of the WAL archive is sticky: once an encrypted backup has
+/// archived WAL it needs, later archiving passes encrypt too, even with
+/// `[backup] encrypt` off and after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_backup_keeps_the_wal_archive_encrypted_from_then_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, backups) = start_backing_up(tmp.path(), "");
+    let c = d.client();
+    let write = |round: usize| {
+        let entries: Vec<Value> = (0..100)
+            .map(|i| json!({"key": format!("s{round}-{i:03}"), "value": format!("secret-{round}-{i}")}))
+            .collect();
+        json!({"entries": entries})
+    };
+    let segments = || {
+        let mut s: Vec<String> = walk(&backups)
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .filter(|p| p.contains("/wal/") && (p.ends_with(".seg") || p.ends_with(".eseg")))
+            .collect();
+        s.sort();
+        s
+    };
+    // The archive starts at the first pass.
+    ok(&c, "wal_archive", json!({})).await;
+    ok(&c, "storage_write", write(0)).await;
+    ok(&c, "wal_archive", json!({})).await;
+    let first = segments();
+    assert!(
+        first.len() == 1 && first[0].ends_with(".seg"),
+        "plaintext before encryption is asked for: {first:?}"
+    );
+    ok(&c, "backup_create", json!({"name": "b0", "encrypt": true})).await;
+    ok(&c, "storage_write", write(1)).await;
+    let b1 = ok(&c, "backup_create", json!({"name": "b1", "encrypt": true})).await;
+    assert_eq!(b1["method"], "wal", "{b1}");
+    ok(&c, "storage_write", write(2)).await;
+    ok(&c, "wal_archive", json!({})).await;
+    drop(c);
+    d.terminate();
+    let d = start_with_config(
+        &tmp.path().join("data"),
+        &format!("[backup]\ndestination = \"file://{}\"\n", backups.display()),
+    );
+    let c = d.client();
+    ok(&c, "storage_write", write(3)).await;
+    let r = ok(&c, "wal_archive", json!({})).await;
+    assert!(r["segment"].as_str().unwrap().ends_with(".eseg"), "{r}");
+    let segs = segments();
+    assert!(segs.len() >= 4, "{segs:?}");
+    assert!(segs[1..].iter().all(|s| s.ends_with(".eseg")), "{segs:?}");
+    for p in walk(&backups) {
+        let body = std::fs::read(&p).unwrap();
+        for round in 1..=3 {
+            let needle = format!("secret-{round}-");
+            assert!(
+                !body.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{} holds plaintext of round {round}",
+                p.display()
+            );
+        }
+    }
+    // The mixed archive still rolls b1 forward to the newest write.
+    let latest = ok(&c, "system_health", json!({})).await["latest_sequence"].clone();
+    let out = tmp.path().join("pitr");
+    ok(
+        &c,
+        "backup_restore",
+        json!({"to_sequence": latest, "to": out.join("db").display().to_string()}),
+    )
+    .await;
+    let want = dump(&c).await;
+    drop(c);
+    d.terminate();
+    let d2 = start(&out);
+    assert_eq!(dump(&d2.client()).await, want);
+}

@@ -39,10 +39,10 @@ struct Ctx {
     snapshot_store: Arc<SnapshotStore>,
     /// One backup or restore at a time.
     busy: Arc<tokio::sync::Mutex<()>>,
-    /// One archiving pass at a time; holds where the last pass ended
-    /// (location, store history, sequence), so a pass does not list the
-    /// archive again — unless the store's history changed (a restore).
-    archiving: Arc<tokio::sync::Mutex<Option<(String, String, u64)>>>,
+    /// One archiving pass at a time; holds where the last pass ended, so a
+    /// pass does not list the archive again — unless the location or the
+    /// store's history changed (a restore).
+    archiving: Arc<tokio::sync::Mutex<Option<ArchiveCursor>>>,
     /// The running backup, restore or drill (`backup_status`).
     progress: Arc<backup::progress::Progress>,
 }
@@ -968,7 +968,23 @@ fn publish_as_snapshot(
 /// Where the archiver resumes: after the last archived sequence; on an
 /// empty archive after its recorded start (`wal/START`), which is set on
 /// the first pass to the newest backup's sequence (or the store's latest).
-async fn archive_start(t: &Target, engine: &crate::engine::Engine, history: &str) -> Result<u64> {
+/// Where the last archiving pass to a location ended.
+#[derive(Debug, Clone)]
+struct ArchiveCursor {
+    url: String,
+    history: String,
+    sequence: u64,
+    /// The archive's newest segment is encrypted: every later one is too.
+    encrypted: bool,
+}
+
+/// Where archiving to `t` continues from, and whether its newest segment is
+/// encrypted.
+async fn archive_start(
+    t: &Target,
+    engine: &crate::engine::Engine,
+    history: &str,
+) -> Result<(u64, bool)> {
     let archive = backup::wal::Archive::new(t);
     match archive.history().await? {
         Some(h) if h != history => {
@@ -980,36 +996,48 @@ async fn archive_start(t: &Target, engine: &crate::engine::Engine, history: &str
         Some(_) => {}
         None => archive.set_history(history).await?,
     }
-    if let Some(last) = archive.last_sequence().await? {
-        return Ok(last);
+    if let Some(newest) = archive.segments().await?.iter().max_by_key(|s| s.last) {
+        return Ok((newest.last, newest.object.ends_with(".eseg")));
     }
     if let Some(start) = archive.start().await? {
-        return Ok(start);
+        return Ok((start, false));
     }
     let start = match t.list().await?.pop() {
         Some(b) => b.sequence,
         None => engine.db().latest_sequence_number(),
     };
     archive.set_start(start).await?;
-    Ok(start)
+    Ok((start, false))
 }
 
 /// One archiving pass to `t`.
 /// `last`: where the previous pass to this process ended (the caller
-/// holds the `archiving` lock).
+/// holds the `archiving` lock). Encryption is sticky: once an archive has
+/// an encrypted segment (an encrypted backup archived the WAL it needs),
+/// later passes encrypt too, whatever `encrypt` says, so turning
+/// encryption on for backups never leaves later WAL in plaintext.
 async fn archive_pass(
     c: &Ctx,
     t: &Target,
-    last: &mut Option<(String, String, u64)>,
+    last: &mut Option<ArchiveCursor>,
     encrypt: bool,
 ) -> Result<backup::wal::PassResult> {
     let started_ms = SystemClock.now_ms();
     let engine = c.slot.get()?;
     let history = engine.history().to_string();
-    let after = match last.as_ref() {
-        Some((url, h, seq)) if *url == t.url && *h == history => *seq,
+    let (after, encrypted) = match last.as_ref() {
+        Some(cur) if cur.url == t.url && cur.history == history => (cur.sequence, cur.encrypted),
         _ => archive_start(t, &engine, &history).await?,
     };
+    let encrypt = encrypt || encrypted;
+    if encrypt && t.keyring.is_none() {
+        return Err(Error::invalid(format!(
+            "the WAL archive in {} is encrypted, and the keyring ({}) is missing: restore it \
+             before archiving continues",
+            t.url,
+            keyring_path(&c.config).display()
+        )));
+    }
     let latest = engine.db().latest_sequence_number();
     if after > latest {
         return Err(Error::invalid(format!(
@@ -1020,7 +1048,12 @@ async fn archive_pass(
     let r = backup::wal::Archive { target: t, encrypt }
         .pass(engine, after)
         .await?;
-    *last = Some((t.url.clone(), history, r.to_sequence));
+    *last = Some(ArchiveCursor {
+        url: t.url.clone(),
+        history,
+        sequence: r.to_sequence,
+        encrypted: encrypted || (encrypt && r.segment.is_some()),
+    });
     c.board.update_record("backup", |record| {
         record["wal_archive"] = json!({"location": t.url, "archived_sequence": r.to_sequence,
             "store_sequence": latest, "lag_sequences": latest.saturating_sub(r.to_sequence),
