@@ -10,8 +10,8 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::actors::{
-    Persistence, PersistenceHandle, Reload, Router, ScheduleSource, SchedulerActor, SnapshotActor,
-    StatusActor,
+    MetricsActor, Persistence, PersistenceHandle, Reload, Router, ScheduleSource, SchedulerActor,
+    SnapshotActor,
 };
 use crate::bus::KeyLocks;
 use crate::clock::{iso_ms, Clock, SystemClock};
@@ -112,7 +112,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let every = Duration::from_secs(config.status_interval_secs);
     let (p2, b2) = (persistence.clone(), board.clone());
-    let status = actix::Supervisor::start(move |_| StatusActor::new(p2, b2, every));
+    let metrics = actix::Supervisor::start(move |_| MetricsActor::new(p2, b2, every));
 
     let snapshots = SnapshotActor::new(
         snapshots_store.clone(),
@@ -248,7 +248,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
     board.set_state("rpc", "stopped");
-    drop(status);
+    drop(metrics);
     if matches!(read_daemon_info(&config.data_dir), Ok(Some(i)) if i.pid == std::process::id()) {
         let _ = std::fs::remove_file(daemon_json_path(&config.data_dir));
     }

@@ -264,7 +264,7 @@ async fn status_records_are_published_on_the_bus() {
     };
     let sv: Value = serde_json::from_str(status["value"].as_str().unwrap()).unwrap();
     assert_eq!(sv["actors"]["persistence"]["state"], "running");
-    assert_eq!(sv["actors"]["status"]["state"], "running");
+    assert_eq!(sv["actors"]["metrics"]["state"], "running");
     assert!(sv["uptime_secs"].is_number());
     let v = &storage["value"];
     for field in [

@@ -4,16 +4,16 @@
 //! it; later actors (backup, compaction, tiering) slot in the same way.
 
 mod backup_actor;
+mod metrics_actor;
 mod persistence;
 mod scheduler_actor;
 mod snapshot_actor;
-mod status_actor;
 
 pub use backup_actor::{default_destination, BackupActor, BackupCmd};
+pub use metrics_actor::{collect_storage, storage_record, MetricsActor, VectorStorageRecord};
 pub use persistence::{Execute, Flush, Persistence, PersistenceHandle, Publish};
 pub use scheduler_actor::{ListJobs, Reload, ScheduleSource, SchedulerActor};
 pub use snapshot_actor::{SnapshotActor, SnapshotCmd};
-pub use status_actor::{collect_storage, storage_record, StatusActor, VectorStorageRecord};
 
 use actix::Addr;
 use serde_json::Value;

@@ -87,7 +87,7 @@ pub struct CollectStorage;
 impl Handler<CollectStorage> for Persistence {
     type Result = Result<super::VectorStorageRecord>;
     fn handle(&mut self, _: CollectStorage, _: &mut Self::Context) -> Self::Result {
-        Ok(super::status_actor::collect_storage(
+        Ok(super::metrics_actor::collect_storage(
             &*self.shared.engine.get()?,
         ))
     }

@@ -1,6 +1,10 @@
-//! The status actor: every `status-interval-secs` it asks the persistence
-//! actor for storage figures and publishes the daemon's records into its own
-//! memory bus, namespace `ruvector/storage`. It does no storage work itself.
+//! The metrics actor: every `status-interval-secs` it asks the persistence
+//! actor for storage figures, turns counters into rates (write/read IOPS,
+//! MB/s, disk I/O utilisation), raises the 80% disk alert, and publishes the
+//! daemon's records into its own memory bus (`ruvector/storage`,
+//! `ruvector/metrics`, `ruvector/errors`) and through it to the external
+//! bus. The Prometheus exposition it shares figures with is
+//! [`crate::metrics`]. It does no storage work itself.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -171,7 +175,7 @@ struct Last {
     disk_io: Option<crate::metrics::DiskIo>,
 }
 
-pub struct StatusActor {
+pub struct MetricsActor {
     persistence: PersistenceHandle,
     board: Arc<StatusBoard>,
     every: Duration,
@@ -181,9 +185,9 @@ pub struct StatusActor {
     disk_alert: bool,
 }
 
-impl StatusActor {
+impl MetricsActor {
     pub fn new(persistence: PersistenceHandle, board: Arc<StatusBoard>, every: Duration) -> Self {
-        StatusActor {
+        MetricsActor {
             persistence,
             board,
             every,
@@ -206,7 +210,7 @@ impl StatusActor {
                     let record = match record {
                         Ok(r) => r,
                         Err(e) => {
-                            board.record_error("status", &e.message);
+                            board.record_error("metrics", &e.message);
                             return;
                         }
                     };
@@ -341,7 +345,7 @@ impl StatusActor {
                             for (ns, key, value) in records {
                                 if let Err(e) = persistence.publish(ns, &key, value).await {
                                     board2
-                                        .record_error("status", &format!("publishing {key}: {e}"));
+                                        .record_error("metrics", &format!("publishing {key}: {e}"));
                                 }
                             }
                         }
@@ -364,23 +368,23 @@ fn recovery_action(origin: &str) -> &'static str {
     }
 }
 
-impl Actor for StatusActor {
+impl Actor for MetricsActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.board.set_state("status", "running");
+        self.board.set_state("metrics", "running");
         self.tick(ctx);
         ctx.run_interval(self.every, |act, ctx| act.tick(ctx));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.board.set_state("status", "stopped");
+        self.board.set_state("metrics", "stopped");
     }
 }
 
-impl Supervised for StatusActor {
+impl Supervised for MetricsActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        self.board.record_restart("status");
+        self.board.record_restart("metrics");
     }
 }
 
