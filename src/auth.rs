@@ -202,7 +202,8 @@ impl Grant {
             },
             MemoryStats(_) => need_all("count entries"),
             StorageStats(_) | SystemHealth(_) | CollectionList(_) | SnapshotList(_)
-            | ScheduleList(_) | IndexList(_) => Ok(()),
+            | ScheduleList(_) => Ok(()),
+            IndexList(_) => need_all("list indexes"),
             WalCheckpoint(_) | SnapshotCreate(_) | SnapshotRestore(_) | SnapshotDelete(_)
             | SnapshotVerify(_) | SnapshotPrune(_) => need_admin(),
             BackupCreate(_) | BackupList(_) | BackupVerify(_) | BackupRestore(_)

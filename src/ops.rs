@@ -352,6 +352,10 @@ pub struct IndexReadParams {
     /// Bytes to return (at most 8 MiB).
     #[serde(default = "default_index_read")]
     pub length: usize,
+    /// Refuse if the index's SHA-256 is no longer this (pin it across the
+    /// calls of one read so a replacement in between is noticed).
+    #[serde(default)]
+    pub sha256: Option<String>,
 }
 
 const fn default_index_read() -> usize {
@@ -580,7 +584,7 @@ pub fn execute(s: &Shared, op: Op) -> Result<Value> {
         }
         Op::IndexRead(p) => {
             use base64::Engine as _;
-            let (info, bytes) = e.index_read(&p.name, p.offset, p.length)?;
+            let (info, bytes) = e.index_read(&p.name, p.offset, p.length, p.sha256.as_deref())?;
             let end = p.offset + bytes.len() as u64;
             Ok(json!({"name": info.name, "index_type": info.index_type,
                 "size_bytes": info.size_bytes, "sha256": info.sha256,

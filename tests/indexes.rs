@@ -191,6 +191,14 @@ async fn indexes_round_trip_survive_sigkill_ride_in_snapshots_and_are_published(
     assert_eq!(index_events[1]["value"]["sha256"], hex(&v2));
     assert!(index_events[1]["value"].get("blob").is_none());
     drop(sub);
+    // A reader that pinned v1's SHA-256 is told v2 replaced it.
+    let (_, m) = err(
+        &c,
+        "index_read",
+        json!({"name": "hnsw-v2", "offset": 4096, "sha256": hex(&v1)}),
+    )
+    .await;
+    assert!(m.contains("replaced while it was being read"), "{m}");
     // A crash in the middle of an upload leaves the committed index.
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     ok(

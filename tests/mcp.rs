@@ -440,6 +440,24 @@ async fn mcp_over_streamable_http_serves_the_same_tools_to_a_real_client() {
         .await
         .expect_err("a missing key is a protocol error");
     assert!(bad.to_string().contains("-32602"), "{bad}");
+    // A large index chunk (6 MiB, 8 MiB as base64) goes through.
+    use base64::Engine as _;
+    let chunk: Vec<u8> = (0..6 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let (e, up) = call(
+        &m,
+        "index_upload",
+        json!({"name": "big", "data": base64::engine::general_purpose::STANDARD.encode(&chunk)}),
+    )
+    .await;
+    assert!(!e, "{up}");
+    assert_eq!(up["received"], 6 << 20);
+    let (e, r) = call(
+        &m,
+        "index_commit",
+        json!({"name": "big", "upload_id": up["upload_id"], "index_type": "hnsw", "size": 6 << 20}),
+    )
+    .await;
+    assert!(!e, "{r}");
     m.cancel().await.unwrap();
 
     // Browsers (any Origin), foreign Host names and other paths are refused.

@@ -158,6 +158,49 @@ async fn tokens_and_namespace_grants() {
     assert_eq!(code, -32013);
     let (code, msg) = err(&a, "snapshot_create", json!({})).await;
     assert!(code == -32013 && msg.contains("admin"), "{msg}");
+    // Index names are grant targets too; listing all of them needs "*".
+    let (code, msg) = err(
+        &a,
+        "index_upload",
+        json!({"name": "agents/b/hnsw", "data": "AAAA"}),
+    )
+    .await;
+    assert!(code == -32013 && msg.contains("agents/b/hnsw"), "{msg}");
+    let up = ok(
+        &a,
+        "index_upload",
+        json!({"name": "agents/a/hnsw", "data": "AAAA"}),
+    )
+    .await;
+    ok(
+        &a,
+        "index_commit",
+        json!({"name": "agents/a/hnsw", "upload_id": up["upload_id"], "index_type": "hnsw"}),
+    )
+    .await;
+    let (code, _) = err(&a, "index_list", json!({})).await;
+    assert_eq!(code, -32013);
+    let up = ok(
+        &admin,
+        "index_upload",
+        json!({"name": "agents/b/hnsw", "data": "AAAA"}),
+    )
+    .await;
+    let (code, _) = err(
+        &a,
+        "index_delete",
+        json!({"name": "agents/b/hnsw", "upload_id": up["upload_id"]}),
+    )
+    .await;
+    assert_eq!(code, -32013, "another agent's upload cannot be aborted");
+    let (code, _) = err(&a, "index_read", json!({"name": "agents/b/hnsw"})).await;
+    assert_eq!(code, -32013);
+    assert_eq!(
+        ok(&admin, "index_list", json!({})).await["uploads"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
     let (code, _) = err(
         &a,
         "storage_write",

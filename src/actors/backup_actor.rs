@@ -294,6 +294,8 @@ async fn run(c: Ctx, op: Op) -> Result<Value> {
                 if let Ok(v) = &result {
                     record["last_backup"] = v["name"].clone();
                     record["last_backup_at_ms"] = v["created_at_ms"].clone();
+                    record["last_backup_at"] = v["created_at"].clone();
+                    record["last_backup_sequence"] = v["sequence"].clone();
                     record["bytes_uploaded"] = v["uploaded_bytes"].clone();
                     record["destination"] = v["destination"].clone();
                 }
@@ -370,6 +372,9 @@ async fn create(c: &Ctx, p: crate::ops::BackupCreateParams) -> Result<Value> {
             t.url
         )));
     }
+    if encrypt {
+        mark_archive_encrypted(c, &t).await?;
+    }
     let mut why_files = None;
     if !p.full && method != Method::Files {
         match wal_incremental(c, &t, &name, encrypt, method == Method::Wal).await {
@@ -384,19 +389,16 @@ async fn create(c: &Ctx, p: crate::ops::BackupCreateParams) -> Result<Value> {
                 return Err(e.context("a WAL-based incremental backup"))
             }
             Err(e) => {
-                // No backup to build on is the normal first run; anything
-                // else (a gap or a damaged segment in the archive, the
-                // archive unreachable) is worth an alert, though this
-                // backup goes on with files.
-                if e.kind != crate::error::ErrorKind::NotFound {
-                    c.board.record_error(
-                        "backup",
-                        &format!(
-                            "backup {name}: a WAL-based incremental was not possible, so it \
-                             uploads files instead: {e}"
-                        ),
-                    );
-                }
+                // Not routine (a gap or a damaged segment in the archive,
+                // the archive unreachable, another history): worth an
+                // alert, though this backup goes on with files.
+                c.board.record_error(
+                    "backup",
+                    &format!(
+                        "backup {name}: a WAL-based incremental was not possible, so it \
+                         uploads files instead: {e}"
+                    ),
+                );
                 why_files = Some(e.message)
             }
         }
@@ -465,10 +467,16 @@ async fn wal_incremental(
 ) -> Result<std::result::Result<BackupManifest, String>> {
     let backups = t.list().await?;
     let Some(parent) = backups.last() else {
-        return Err(Error::not_found(format!(
+        let why = format!(
             "no backup in {} to build on; the first backup uploads files",
             t.url
-        )));
+        );
+        // The normal first run for `auto`; an error only when WAL was asked for.
+        return if forced {
+            Err(Error::not_found(why))
+        } else {
+            Ok(Err(why))
+        };
     };
     if parent.is_sealed() {
         return Err(Error::invalid(format!(
@@ -996,26 +1004,40 @@ async fn archive_start(
         Some(_) => {}
         None => archive.set_history(history).await?,
     }
+    let encrypted = archive.is_encrypted().await?;
     if let Some(newest) = archive.segments().await?.iter().max_by_key(|s| s.last) {
-        return Ok((newest.last, newest.object.ends_with(".eseg")));
+        return Ok((newest.last, encrypted || newest.object.ends_with(".eseg")));
     }
     if let Some(start) = archive.start().await? {
-        return Ok((start, false));
+        return Ok((start, encrypted));
     }
     let start = match t.list().await?.pop() {
         Some(b) => b.sequence,
         None => engine.db().latest_sequence_number(),
     };
     archive.set_start(start).await?;
-    Ok((start, false))
+    Ok((start, encrypted))
+}
+
+/// An encrypted backup to `t`: from now on its WAL archive encrypts too
+/// (the marker, and the cursor of this process's archiver).
+async fn mark_archive_encrypted(c: &Ctx, t: &Target) -> Result<()> {
+    let mut last = c.archiving.lock().await;
+    backup::wal::Archive::new(t)
+        .mark_encrypted(&iso_ms(SystemClock.now_ms()))
+        .await?;
+    if let Some(cur) = last.as_mut().filter(|cur| cur.url == t.url) {
+        cur.encrypted = true;
+    }
+    Ok(())
 }
 
 /// One archiving pass to `t`.
 /// `last`: where the previous pass to this process ended (the caller
-/// holds the `archiving` lock). Encryption is sticky: once an archive has
-/// an encrypted segment (an encrypted backup archived the WAL it needs),
-/// later passes encrypt too, whatever `encrypt` says, so turning
-/// encryption on for backups never leaves later WAL in plaintext.
+/// holds the `archiving` lock). Encryption is sticky: once an encrypted
+/// backup was made to the location (`wal/ENCRYPTED`) or the archive holds
+/// an encrypted segment, later passes encrypt too, whatever `encrypt` says,
+/// so turning encryption on for backups never leaves later WAL in plaintext.
 async fn archive_pass(
     c: &Ctx,
     t: &Target,
@@ -1030,6 +1052,11 @@ async fn archive_pass(
         _ => archive_start(t, &engine, &history).await?,
     };
     let encrypt = encrypt || encrypted;
+    if encrypt && !encrypted {
+        backup::wal::Archive::new(t)
+            .mark_encrypted(&iso_ms(SystemClock.now_ms()))
+            .await?;
+    }
     if encrypt && t.keyring.is_none() {
         return Err(Error::invalid(format!(
             "the WAL archive in {} is encrypted, and the keyring ({}) is missing: restore it \
@@ -1052,7 +1079,7 @@ async fn archive_pass(
         url: t.url.clone(),
         history,
         sequence: r.to_sequence,
-        encrypted: encrypted || (encrypt && r.segment.is_some()),
+        encrypted: encrypted || encrypt,
     });
     c.board.update_record("backup", |record| {
         record["wal_archive"] = json!({"location": t.url, "archived_sequence": r.to_sequence,

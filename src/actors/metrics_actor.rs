@@ -119,26 +119,30 @@ pub fn storage_record(engine: &Engine, stats: &crate::engine::StoreStats) -> Vec
 
 pub const INDEX_PERSISTENCE_KEY: &str = "swarm/storage/index_persistence";
 
+/// A snapshot or backup: when it was made and the store sequence it holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Cut<'a> {
+    pub at: &'a str,
+    pub sequence: u64,
+}
+
 /// The seed's `swarm/storage/index_persistence` record: the most recently
 /// committed index in the seed's fields (`last_snapshot` / `last_backup`:
-/// the newest snapshot / backup taken after it was committed, so holding
-/// it), and every index in `indexes`. Fields are null while there is none.
+/// the newest snapshot / backup whose sequence is at or after the index's
+/// commit, so holding it), and every index in `indexes`. Fields are null
+/// while there is none.
 pub fn index_persistence_record(
     indexes: &[crate::engine::indexes::IndexInfo],
-    newest_snapshot: Option<(&str, &str)>,
-    last_backup_at_ms: Option<i64>,
+    newest_snapshot: Option<Cut>,
+    last_backup: Option<Cut>,
 ) -> serde_json::Value {
     let latest = indexes.iter().max_by_key(|i| i.committed_at_ms);
-    let snapshot = |i: &crate::engine::indexes::IndexInfo| {
-        newest_snapshot
-            .filter(|(_, at)| *at >= i.committed_at.as_str())
-            .map(|(_, at)| at.to_string())
+    let holds = |cut: Option<Cut>, i: &crate::engine::indexes::IndexInfo| {
+        cut.filter(|c| i.committed_sequence > 0 && c.sequence >= i.committed_sequence)
+            .map(|c| c.at.to_string())
     };
-    let backup = |i: &crate::engine::indexes::IndexInfo| {
-        last_backup_at_ms
-            .filter(|at| *at >= i.committed_at_ms)
-            .map(crate::clock::iso_ms)
-    };
+    let snapshot = |i: &crate::engine::indexes::IndexInfo| holds(newest_snapshot, i);
+    let backup = |i: &crate::engine::indexes::IndexInfo| holds(last_backup, i);
     json!({
         "index_type": latest.map(|i| &i.index_type),
         "index_file": latest.map(|i| format!("indexes/{}", i.name)),
@@ -286,15 +290,30 @@ impl MetricsActor {
                         "timestamp": now_ms,
                     });
                     let records_now = board.records();
-                    let snapshots = &records_now.get("snapshots").cloned().unwrap_or_default();
+                    let cut = |r: Option<&serde_json::Value>, at: &str, seq: &str| {
+                        let r = r?;
+                        Some((r[at].as_str()?.to_string(), r[seq].as_u64()?))
+                    };
+                    let snap = cut(
+                        records_now.get("snapshots").map(|s| &s["newest"]),
+                        "created_at",
+                        "latest_sequence",
+                    );
+                    let backup = cut(
+                        records_now.get("backup"),
+                        "last_backup_at",
+                        "last_backup_sequence",
+                    );
                     let index_persistence = index_persistence_record(
                         &record.indexes,
-                        snapshots["newest"]["name"]
-                            .as_str()
-                            .zip(snapshots["newest"]["created_at"].as_str()),
-                        records_now
-                            .get("backup")
-                            .and_then(|b| b["last_backup_at_ms"].as_i64()),
+                        snap.as_ref().map(|(at, sequence)| Cut {
+                            at,
+                            sequence: *sequence,
+                        }),
+                        backup.as_ref().map(|(at, sequence)| Cut {
+                            at,
+                            sequence: *sequence,
+                        }),
                     );
                     let alert = usage >= crate::metrics::DISK_ALERT_RATIO;
                     if alert && !act.disk_alert {
@@ -390,7 +409,7 @@ impl Supervised for MetricsActor {
 
 #[cfg(test)]
 mod tests {
-    use super::{index_persistence_record, table_prop};
+    use super::{index_persistence_record, table_prop, Cut};
     use crate::engine::indexes::IndexInfo;
 
     fn info(name: &str, at_ms: i64) -> IndexInfo {
@@ -403,6 +422,7 @@ mod tests {
             metadata: None,
             committed_at: crate::clock::iso_ms(at_ms),
             committed_at_ms: at_ms,
+            committed_sequence: at_ms as u64 / 1000,
             blob: "b".into(),
         }
     }
@@ -413,17 +433,36 @@ mod tests {
         assert_eq!(none["count"], 0);
         assert!(none["index_type"].is_null() && none["last_snapshot"].is_null());
         assert_eq!(none["mmap_enabled"], false);
+        // Committed at sequences 1000 and 2000.
         let list = [info("old", 1_000_000), info("new", 2_000_000)];
-        let snap_at = crate::clock::iso_ms(1_500_000);
-        let r = index_persistence_record(&list, Some(("s1", &snap_at)), Some(2_500_000));
+        let snap_at = crate::clock::iso_ms(9_999_999);
+        let backup_at = crate::clock::iso_ms(2_500_000);
+        let snap = Cut {
+            at: &snap_at,
+            sequence: 1500,
+        };
+        let backup = Cut {
+            at: &backup_at,
+            sequence: 2000,
+        };
+        let r = index_persistence_record(&list, Some(snap), Some(backup));
         assert_eq!(r["name"], "new");
         assert_eq!(r["index_file"], "indexes/new");
         assert_eq!(r["size_bytes"], 100);
         assert_eq!(r["total_size_bytes"], 200);
-        // The snapshot predates "new": it holds only "old".
+        // The snapshot's sequence predates "new" (whatever its clock says):
+        // it holds only "old".
         assert!(r["last_snapshot"].is_null(), "{r}");
         assert_eq!(r["indexes"][0]["last_snapshot"], snap_at);
-        assert_eq!(r["last_backup"], crate::clock::iso_ms(2_500_000));
+        assert_eq!(r["last_backup"], backup_at);
+        // Not yet known to be committed at a sequence: held by nothing.
+        let mut unknown = list[0].clone();
+        unknown.committed_sequence = 0;
+        let r = index_persistence_record(&[unknown], Some(snap), Some(backup));
+        assert!(
+            r["last_snapshot"].is_null() && r["last_backup"].is_null(),
+            "{r}"
+        );
     }
 
     #[test]

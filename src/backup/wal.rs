@@ -41,6 +41,10 @@ use crate::cdc::{self, WalBatch};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 
+/// At most this many batches, or about this many bytes, per segment.
+const MAX_SEGMENT_BATCHES: usize = 100_000;
+const MAX_SEGMENT_BYTES: usize = 64 << 20;
+
 /// One archived segment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Segment {
@@ -304,6 +308,22 @@ impl Archive<'_> {
             .await
     }
 
+    /// Whether this archive encrypts from now on (`wal/ENCRYPTED`: written
+    /// by the first encrypted backup or pass to it, never removed).
+    pub async fn is_encrypted(&self) -> Result<bool> {
+        match self.target.get_object("wal/ENCRYPTED").await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind == crate::error::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn mark_encrypted(&self, at: &str) -> Result<()> {
+        self.target
+            .put_object("wal/ENCRYPTED", Bytes::from(format!("since {at}\n")))
+            .await
+    }
+
     /// Where an empty archive starts (`wal/START`), if recorded.
     pub async fn start(&self) -> Result<Option<u64>> {
         match self.target.get_object("wal/START").await {
@@ -332,9 +352,13 @@ impl Archive<'_> {
     pub async fn pass(&self, engine: std::sync::Arc<Engine>, after: u64) -> Result<PassResult> {
         let batches = tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
+            let mut bytes = 0usize;
             cdc::read_wal(&engine, after, |b| {
+                bytes += b.data.len();
                 out.push(b);
-                Ok(out.len() < 100_000)
+                // Bounded segments (and memory): a big index upload is
+                // archived over several passes.
+                Ok(out.len() < MAX_SEGMENT_BATCHES && bytes < MAX_SEGMENT_BYTES)
             })?;
             Ok::<_, Error>(out)
         })

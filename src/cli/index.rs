@@ -141,13 +141,16 @@ pub async fn get(cmd: &IndexGet) -> Result<String> {
         .map_err(|e| Error::io(format!("cannot write in {}: {e}", dir.display())))?;
     let mut hash = Sha256::new();
     let mut offset = 0u64;
+    let mut pinned: Option<String> = None;
     let (size, sha) = loop {
-        let r = call(
-            &client,
-            "index_read",
-            json!({"name": cmd.name, "offset": offset}),
-        )
-        .await?;
+        let mut params = json!({"name": cmd.name, "offset": offset});
+        if let Some(sha) = &pinned {
+            params["sha256"] = json!(sha);
+        }
+        let r = call(&client, "index_read", params).await?;
+        if pinned.is_none() {
+            pinned = r["sha256"].as_str().map(str::to_owned);
+        }
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(r["data"].as_str().unwrap_or_default())
             .map_err(|e| Error::corruption(format!("index_read returned bad base64: {e}")))?;

@@ -8,9 +8,11 @@
 //! upload holds, so a client that lost a reply resends from there), then
 //! `index_commit`, which checks size and SHA-256 and makes the new bytes the
 //! index's content in one atomic batch (the previous content's chunks are
-//! deleted in the same batch). Readers see either the old or the new index,
-//! never a mix. Uploads left unfinished for a day are removed at the next
-//! upload.
+//! deleted in the same batch). One `index_read` reads one RocksDB snapshot,
+//! so it sees the old or the new index, never a mix; a reader that pins the
+//! `sha256` it started with is told when a commit replaced the index between
+//! its calls. Uploads idle for a day are removed at the next upload start
+//! or commit.
 //!
 //! Keys: `m\0<name>` → [`IndexInfo`] (JSON), `u\0<upload>` → [`Upload`]
 //! (JSON), `c\0<blob>\0<offset: u64 BE>` → chunk bytes. A committed index's
@@ -27,7 +29,7 @@ use crate::error::{Error, Result};
 
 /// Largest chunk one `index_upload` may carry, and one `index_read` returns.
 pub const MAX_CHUNK_BYTES: usize = 8 << 20;
-/// Unfinished uploads older than this are removed at the next upload.
+/// Uploads idle for longer are removed at the next upload start or commit.
 pub const UPLOAD_EXPIRY_MS: i64 = 24 * 3600 * 1000;
 const MAX_INDEX_NAME: usize = 128;
 
@@ -47,6 +49,10 @@ pub struct IndexInfo {
     pub metadata: Option<serde_json::Value>,
     pub committed_at: String,
     pub committed_at_ms: i64,
+    /// The store's sequence just after the commit (an upper bound of the
+    /// commit's own): a snapshot or backup at this sequence or later holds it.
+    #[serde(default)]
+    pub committed_sequence: u64,
     /// Id of the upload whose chunks hold the content.
     pub blob: String,
 }
@@ -58,6 +64,9 @@ pub struct Upload {
     pub name: String,
     pub received: u64,
     pub started_at_ms: i64,
+    /// When the last chunk arrived (expiry counts from here).
+    #[serde(default)]
+    pub updated_at_ms: i64,
 }
 
 fn check_index_name(name: &str) -> Result<()> {
@@ -87,6 +96,18 @@ fn check_index_name(name: &str) -> Result<()> {
 
 fn meta_key(name: &str) -> Vec<u8> {
     [b"m\0", name.as_bytes()].concat()
+}
+
+fn seq_key(name: &str) -> Vec<u8> {
+    [b"s\0", name.as_bytes()].concat()
+}
+
+fn decode_seq(bytes: &[u8]) -> u64 {
+    codec::expect(bytes, Codec::Raw)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
 }
 
 fn upload_key(id: &str) -> Vec<u8> {
@@ -134,9 +155,16 @@ pub fn decode_chunk(data: &str) -> Result<Vec<u8>> {
 impl Engine {
     pub fn index_get(&self, name: &str) -> Result<Option<IndexInfo>> {
         check_index_name(name)?;
-        self.get_with(Cf::Indexes, &meta_key(name), |b| {
-            from_json(b, &format!("index {name:?}"))
-        })
+        let Some(mut info) = self.get_with(Cf::Indexes, &meta_key(name), |b| {
+            from_json::<IndexInfo>(b, &format!("index {name:?}"))
+        })?
+        else {
+            return Ok(None);
+        };
+        info.committed_sequence = self
+            .get_with(Cf::Indexes, &seq_key(name), |b| Ok(decode_seq(b)))?
+            .unwrap_or(0);
+        Ok(Some(info))
     }
 
     fn upload_get(&self, id: &str) -> Result<Option<Upload>> {
@@ -147,8 +175,10 @@ impl Engine {
 
     /// Every committed index and every unfinished upload, by name.
     pub fn index_list(&self) -> Result<(Vec<IndexInfo>, Vec<Upload>)> {
-        let mut infos = Vec::new();
+        let mut infos: Vec<IndexInfo> = Vec::new();
         let mut uploads = Vec::new();
+        let mut seqs = std::collections::HashMap::new();
+        // Keys sort c < m < s < u: everything from m on is records.
         let it = self.db().iterator_cf(
             self.cf(Cf::Indexes),
             IteratorMode::From(b"m\0", Direction::Forward),
@@ -157,11 +187,14 @@ impl Engine {
             let (k, v) = item?;
             if k.starts_with(b"m\0") {
                 infos.push(from_json(&v, "index record")?);
+            } else if let Some(name) = k.strip_prefix(b"s\0") {
+                seqs.insert(name.to_vec(), decode_seq(&v));
             } else if k.starts_with(b"u\0") {
                 uploads.push(from_json(&v, "upload record")?);
-            } else {
-                break;
             }
+        }
+        for i in &mut infos {
+            i.committed_sequence = seqs.get(i.name.as_bytes()).copied().unwrap_or(0);
         }
         Ok((infos, uploads))
     }
@@ -176,7 +209,7 @@ impl Engine {
         data: &[u8],
     ) -> Result<Upload> {
         check_index_name(name)?;
-        let _ddl = self.ddl_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _lock = self.index_lock.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.clock().now_ms();
         let mut batch = WriteBatch::default();
         let cf = self.cf(Cf::Indexes);
@@ -193,6 +226,7 @@ impl Engine {
                     name: name.to_string(),
                     received: 0,
                     started_at_ms: now,
+                    updated_at_ms: now,
                 }
             }
             Some(id) => {
@@ -226,13 +260,18 @@ impl Engine {
                 codec::encode(Codec::Raw, data),
             );
         }
-        upload.received = offset + data.len() as u64;
+        upload.received = offset
+            .checked_add(data.len() as u64)
+            .ok_or_else(|| Error::invalid("offset + chunk length overflows"))?;
+        upload.updated_at_ms = now;
         batch.put_cf(cf, upload_key(&upload.upload_id), json_value(&upload)?);
         self.write(batch)?;
         Ok(upload)
     }
 
-    /// Delete unfinished uploads older than [`UPLOAD_EXPIRY_MS`] in `batch`.
+    /// Delete uploads idle for longer than [`UPLOAD_EXPIRY_MS`] in `batch`
+    /// (an unreadable upload record is skipped with a warning, so it cannot
+    /// block new uploads).
     fn expire_uploads(&self, now: i64, batch: &mut WriteBatch) -> Result<()> {
         let cf = self.cf(Cf::Indexes);
         let it = self
@@ -243,8 +282,14 @@ impl Engine {
             if !k.starts_with(b"u\0") {
                 break;
             }
-            let up: Upload = from_json(&v, "upload record")?;
-            if now - up.started_at_ms > UPLOAD_EXPIRY_MS {
+            let up: Upload = match from_json(&v, "upload record") {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping an unreadable index upload record");
+                    continue;
+                }
+            };
+            if now - up.updated_at_ms.max(up.started_at_ms) > UPLOAD_EXPIRY_MS {
                 tracing::info!(upload = %up.upload_id, index = %up.name, "removing an upload unfinished for a day");
                 batch.delete_cf(cf, &k);
                 batch.delete_range_cf(
@@ -306,7 +351,7 @@ impl Engine {
                 "index_type must be 1..=64 bytes (e.g. \"hnsw\")",
             ));
         }
-        let _ddl = self.ddl_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _lock = self.index_lock.lock().unwrap_or_else(|p| p.into_inner());
         let up = self.upload_get(upload_id)?.ok_or_else(|| {
             Error::not_found(format!(
                 "no upload {upload_id:?}: it was committed, aborted or expired"
@@ -338,7 +383,7 @@ impl Engine {
         }
         let previous = self.index_get(name)?;
         let now = self.clock().now_ms();
-        let info = IndexInfo {
+        let mut info = IndexInfo {
             name: name.to_string(),
             index_type: index_type.to_string(),
             size_bytes: len,
@@ -347,6 +392,7 @@ impl Engine {
             metadata,
             committed_at: crate::clock::iso_ms(now),
             committed_at_ms: now,
+            committed_sequence: 0,
             blob: upload_id.to_string(),
         };
         let cf = self.cf(Cf::Indexes);
@@ -356,7 +402,20 @@ impl Engine {
         if let Some(old) = &previous {
             batch.delete_range_cf(cf, chunk_prefix(&old.blob), chunk_range_end(&old.blob));
         }
+        batch.delete_cf(cf, seq_key(name));
+        self.expire_uploads(now, &mut batch)?;
         self.write(batch)?;
+        // The sequence is known only once written: record it under its own
+        // key (no change event; until it lands, readers see 0: "held by no
+        // snapshot yet", the safe answer).
+        info.committed_sequence = self.db().latest_sequence_number();
+        let mut seq = WriteBatch::default();
+        seq.put_cf(
+            cf,
+            seq_key(name),
+            codec::encode(Codec::Raw, &info.committed_sequence.to_be_bytes()),
+        );
+        self.write(seq)?;
         Ok((info, previous))
     }
 
@@ -366,10 +425,24 @@ impl Engine {
         name: &str,
         offset: u64,
         length: usize,
+        expect_sha256: Option<&str>,
     ) -> Result<(IndexInfo, Vec<u8>)> {
-        let info = self
-            .index_get(name)?
-            .ok_or_else(|| Error::not_found(format!("no index {name:?}")))?;
+        check_index_name(name)?;
+        // One snapshot for the record and the chunks: a commit or delete
+        // in between cannot mix two contents or remove chunks mid-read.
+        let snap = self.db().snapshot();
+        let cf = self.cf(Cf::Indexes);
+        let info: IndexInfo = match snap.get_pinned_cf(cf, meta_key(name))? {
+            Some(b) => from_json(&b, &format!("index {name:?}"))?,
+            None => return Err(Error::not_found(format!("no index {name:?}"))),
+        };
+        if let Some(want) = expect_sha256.filter(|w| !w.eq_ignore_ascii_case(&info.sha256)) {
+            return Err(Error::invalid(format!(
+                "index {name:?} was replaced while it was being read (its SHA-256 is now {}, \
+                 not {want}); read it again from offset 0",
+                info.sha256
+            )));
+        }
         if offset > info.size_bytes {
             return Err(Error::invalid(format!(
                 "offset {offset} is past the end of index {name:?} ({} bytes)",
@@ -382,7 +455,7 @@ impl Engine {
         let mut out = Vec::with_capacity(want);
         let prefix = chunk_prefix(&info.blob);
         // The chunk holding `offset` starts at or before it.
-        let mut it = self.db().raw_iterator_cf(self.cf(Cf::Indexes));
+        let mut it = snap.raw_iterator_cf(cf);
         it.seek_for_prev(chunk_key(&info.blob, offset));
         while out.len() < want && it.valid() {
             let (Some(k), Some(v)) = (it.key(), it.value()) else {
@@ -397,7 +470,12 @@ impl Engine {
             };
             let bytes = codec::expect(v, Codec::Raw).map_err(|e| e.context("index chunk"))?;
             let pos = offset + out.len() as u64;
-            let skip = pos.saturating_sub(start) as usize;
+            if start > pos {
+                return Err(Error::corruption(format!(
+                    "index {name:?}: no chunk holds offset {pos} (the next starts at {start})"
+                )));
+            }
+            let skip = (pos - start) as usize;
             if skip < bytes.len() {
                 let take = (want - out.len()).min(bytes.len() - skip);
                 out.extend_from_slice(&bytes[skip..skip + take]);
@@ -420,13 +498,14 @@ impl Engine {
     /// Delete a committed index (and its chunks); false when there was none.
     pub fn index_delete(&self, name: &str) -> Result<bool> {
         check_index_name(name)?;
-        let _ddl = self.ddl_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _lock = self.index_lock.lock().unwrap_or_else(|p| p.into_inner());
         let Some(info) = self.index_get(name)? else {
             return Ok(false);
         };
         let cf = self.cf(Cf::Indexes);
         let mut batch = WriteBatch::default();
         batch.delete_cf(cf, meta_key(name));
+        batch.delete_cf(cf, seq_key(name));
         batch.delete_range_cf(cf, chunk_prefix(&info.blob), chunk_range_end(&info.blob));
         self.write(batch)?;
         Ok(true)
@@ -435,7 +514,7 @@ impl Engine {
     /// Abandon an upload of `name` and its chunks; false when there was none.
     pub fn index_abort(&self, name: &str, upload_id: &str) -> Result<bool> {
         check_index_name(name)?;
-        let _ddl = self.ddl_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _lock = self.index_lock.lock().unwrap_or_else(|p| p.into_inner());
         match self.upload_get(upload_id)? {
             None => return Ok(false),
             Some(up) if up.name != name => {
@@ -496,11 +575,11 @@ mod tests {
             (9_999, 50),
             (10_000, 5),
         ] {
-            let (_, got) = e.index_read("hnsw-v2", off, len).unwrap();
+            let (_, got) = e.index_read("hnsw-v2", off, len, None).unwrap();
             let end = (off as usize + len).min(10_000);
             assert_eq!(got, bytes[off as usize..end], "offset {off} length {len}");
         }
-        assert!(e.index_read("hnsw-v2", 10_001, 1).is_err());
+        assert!(e.index_read("hnsw-v2", 10_001, 1, None).is_err());
         let (list, uploads) = e.index_list().unwrap();
         assert_eq!(list, vec![info]);
         assert!(
@@ -541,7 +620,7 @@ mod tests {
         assert!(e.index_upload("team-a/hnsw.v2", None, 0, b"x").is_ok());
         assert!(e.index_upload("ivf", None, 5, b"x").is_err());
         // The old content is untouched.
-        let (info, got) = e.index_read("ivf", 0, 10_000).unwrap();
+        let (info, got) = e.index_read("ivf", 0, 10_000, None).unwrap();
         assert_eq!(got, old);
         assert_eq!(info.size_bytes, 3000);
         // Replacing deletes the old chunks in the same batch.
@@ -558,10 +637,10 @@ mod tests {
             .filter(|(k, _)| k.starts_with(&chunk_prefix(&old_blob)))
             .count();
         assert_eq!(left, 0, "old chunks are gone");
-        assert_eq!(e.index_read("ivf", 0, 10_000).unwrap().1, new);
+        assert_eq!(e.index_read("ivf", 0, 10_000, None).unwrap().1, new);
         assert!(e.index_delete("ivf").unwrap());
         assert!(!e.index_delete("ivf").unwrap());
-        assert!(e.index_read("ivf", 0, 1).is_err());
+        assert!(e.index_read("ivf", 0, 1, None).is_err());
     }
 
     #[test]
@@ -572,9 +651,29 @@ mod tests {
         clock.advance_ms(UPLOAD_EXPIRY_MS + 1);
         let fresh = e.index_upload("b", None, 0, b"def").unwrap();
         let (_, uploads) = e.index_list().unwrap();
-        assert_eq!(uploads, vec![fresh]);
+        assert_eq!(uploads, vec![fresh.clone()]);
         assert!(e
             .index_upload("a", Some(&stale.upload_id), 3, b"g")
             .is_err());
+        let chunks = |blob: &str| {
+            e.db()
+                .prefix_iterator_cf(e.cf(Cf::Indexes), chunk_prefix(blob))
+                .filter_map(|r| r.ok())
+                .filter(|(k, _)| k.starts_with(&chunk_prefix(blob)))
+                .count()
+        };
+        assert_eq!(chunks(&stale.upload_id), 0, "its chunks went with it");
+        assert_eq!(chunks(&fresh.upload_id), 1);
+        // Expiry counts from the last chunk, not the start.
+        clock.advance_ms(UPLOAD_EXPIRY_MS - 10);
+        e.index_upload("b", Some(&fresh.upload_id), 3, b"ghi")
+            .unwrap();
+        clock.advance_ms(20);
+        e.index_upload("c", None, 0, b"x").unwrap();
+        let (_, uploads) = e.index_list().unwrap();
+        assert!(
+            uploads.iter().any(|u| u.upload_id == fresh.upload_id),
+            "{uploads:?}"
+        );
     }
 }

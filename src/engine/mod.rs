@@ -128,6 +128,8 @@ pub struct Engine {
     opened_at: Instant,
     /// Serialises schema changes (collection creation).
     pub(crate) ddl_lock: std::sync::Mutex<()>,
+    /// Serialises index uploads, commits and deletes (see `indexes`).
+    pub(crate) index_lock: std::sync::Mutex<()>,
     /// RocksDB's column family ids (as they appear in the WAL), by [`Cf`].
     pub(crate) cf_ids: [u32; Cf::ALL.len()],
     /// See [`Engine::history`]; fixed while the store is open.
@@ -333,6 +335,7 @@ impl Engine {
             opened_at: Instant::now(),
             syncer: Default::default(),
             ddl_lock: Default::default(),
+            index_lock: Default::default(),
             cf_ids: [0; Cf::ALL.len()],
             history: String::new(),
         });

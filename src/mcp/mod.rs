@@ -202,7 +202,14 @@ pub async fn serve_http(
         session::local::LocalSessionManager, StreamableHttpServerConfig, StreamableHttpService,
     };
     check_http_addr(addr)?;
-    let config = StreamableHttpServerConfig::default().enforce_origin_validation();
+    // Loopback names, and the address bound (e.g. 127.0.0.2), with any port.
+    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    hosts.push(addr.ip().to_string());
+    let config = StreamableHttpServerConfig::default()
+        .enforce_origin_validation()
+        .with_allowed_hosts(hosts)
+        // An index_upload chunk (8 MiB) as base64 in a JSON-RPC envelope.
+        .with_max_request_body_bytes(crate::engine::indexes::MAX_CHUNK_BYTES / 3 * 4 + (1 << 20));
     let cancel = config.cancellation_token.clone();
     let service: StreamableHttpService<McpServer, LocalSessionManager> = StreamableHttpService::new(
         move || Ok(McpServer::new(client.clone())),

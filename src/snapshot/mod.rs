@@ -349,7 +349,12 @@ impl SnapshotStore {
         checkpoint
             .create_checkpoint(tmp)
             .map_err(|e| Error::from(e).context(format!("checkpoint into {}", tmp.display())))?;
-        let latest_sequence = engine.db().latest_sequence_number();
+        // The checkpoint's own sequence (a read-only open of it), not the
+        // live store's, which may already be past it.
+        // (Default options: opening to read the sequence uses none of them.)
+        let latest_sequence =
+            crate::engine::open_read_only(tmp, &crate::config::Config::default())?
+                .latest_sequence_number();
         let mut files = Vec::new();
         let mut total = 0;
         let mut names: Vec<String> = fs::read_dir(tmp)
