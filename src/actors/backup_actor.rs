@@ -1201,6 +1201,12 @@ async fn copy_backups(c: &Ctx, p: crate::ops::BackupCopyParams) -> Result<Value>
         (Some(a), None) => dst_archive.set_history(&a).await?,
         _ => {}
     }
+    // An encrypted archive stays encrypted in its copy too.
+    if src_archive.is_encrypted().await? && !dst_archive.is_encrypted().await? {
+        dst_archive
+            .mark_encrypted(&iso_ms(SystemClock.now_ms()))
+            .await?;
+    }
     let have_objects = to.existing_objects().await?;
     let mut copied_objects = 0u64;
     let mut copied_bytes = 0u64;
