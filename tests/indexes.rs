@@ -211,34 +211,27 @@ async fn indexes_round_trip_survive_sigkill_ride_in_snapshots_and_are_published(
     let d = start_with(&dir, &env, &[]);
     let c = d.client();
     let got = tmp.path().join("got.idx");
-    let (code, out, e) = cli(&[
-        "index",
-        "get",
-        "--name",
-        "hnsw-v2",
-        "-o",
-        got.to_str().unwrap(),
-        "--data-dir",
-        dirs,
-    ]);
-    assert_eq!(code, 0, "{out}{e}");
-    assert!(std::fs::read(&got).unwrap() == v2, "v2 after SIGKILL");
+    // `index get` into a file; its bytes.
+    let get = || {
+        let (code, out, e) = cli(&[
+            "index",
+            "get",
+            "--name",
+            "hnsw-v2",
+            "-o",
+            got.to_str().unwrap(),
+            "--data-dir",
+            dirs,
+        ]);
+        assert_eq!(code, 0, "{out}{e}");
+        std::fs::read(&got).unwrap()
+    };
+    assert!(get() == v2, "v2 after SIGKILL");
     let list = ok(&c, "index_list", json!({})).await;
     assert_eq!(list["uploads"][0]["received"], 1 << 20, "{list}");
     // The snapshot holds v1: restoring it brings v1 back.
     ok(&c, "snapshot_restore", json!({"name": "with-v1"})).await;
-    let (code, out, e) = cli(&[
-        "index",
-        "get",
-        "--name",
-        "hnsw-v2",
-        "-o",
-        got.to_str().unwrap(),
-        "--data-dir",
-        dirs,
-    ]);
-    assert_eq!(code, 0, "{out}{e}");
-    assert!(std::fs::read(&got).unwrap() == v1, "v1 from the snapshot");
+    assert!(get() == v1, "v1 from the snapshot");
     // A read across chunk boundaries, over JSON-RPC.
     let part = ok(
         &c,

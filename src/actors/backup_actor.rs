@@ -1023,6 +1023,12 @@ async fn archive_start(
 /// (the marker, and the cursor of this process's archiver).
 async fn mark_archive_encrypted(c: &Ctx, t: &Target) -> Result<()> {
     let mut last = c.archiving.lock().await;
+    if last
+        .as_ref()
+        .is_some_and(|cur| cur.url == t.url && cur.encrypted)
+    {
+        return Ok(()); // marked (or found marked) already
+    }
     backup::wal::Archive::new(t)
         .mark_encrypted(&iso_ms(SystemClock.now_ms()))
         .await?;

@@ -173,6 +173,17 @@ impl Engine {
         })
     }
 
+    /// Upload `id`, refused when it belongs to another index than `name`.
+    fn upload_of(&self, name: &str, id: &str) -> Result<Option<Upload>> {
+        match self.upload_get(id)? {
+            Some(up) if up.name != name => Err(Error::invalid(format!(
+                "upload {id:?} is for index {:?}, not {name:?}",
+                up.name
+            ))),
+            other => Ok(other),
+        }
+    }
+
     /// Every committed index and every unfinished upload, by name.
     pub fn index_list(&self) -> Result<(Vec<IndexInfo>, Vec<Upload>)> {
         let mut infos: Vec<IndexInfo> = Vec::new();
@@ -230,17 +241,11 @@ impl Engine {
                 }
             }
             Some(id) => {
-                let up = self.upload_get(id)?.ok_or_else(|| {
+                let up = self.upload_of(name, id)?.ok_or_else(|| {
                     Error::not_found(format!(
                         "no upload {id:?}: it was committed, aborted or expired; start a new one"
                     ))
                 })?;
-                if up.name != name {
-                    return Err(Error::invalid(format!(
-                        "upload {id:?} is for index {:?}, not {name:?}",
-                        up.name
-                    )));
-                }
                 if up.received != offset {
                     return Err(Error::invalid(format!(
                         "upload {id:?} holds {} bytes, so the next chunk starts at offset {}, not {offset}",
@@ -352,17 +357,11 @@ impl Engine {
             ));
         }
         let _lock = self.index_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let up = self.upload_get(upload_id)?.ok_or_else(|| {
+        let up = self.upload_of(name, upload_id)?.ok_or_else(|| {
             Error::not_found(format!(
                 "no upload {upload_id:?}: it was committed, aborted or expired"
             ))
         })?;
-        if up.name != name {
-            return Err(Error::invalid(format!(
-                "upload {upload_id:?} is for index {:?}, not {name:?}",
-                up.name
-            )));
-        }
         if let Some(size) = size.filter(|s| *s != up.received) {
             return Err(Error::invalid(format!(
                 "upload {upload_id:?} holds {} bytes but size says {size}; send the rest or start again",
@@ -515,15 +514,8 @@ impl Engine {
     pub fn index_abort(&self, name: &str, upload_id: &str) -> Result<bool> {
         check_index_name(name)?;
         let _lock = self.index_lock.lock().unwrap_or_else(|p| p.into_inner());
-        match self.upload_get(upload_id)? {
-            None => return Ok(false),
-            Some(up) if up.name != name => {
-                return Err(Error::invalid(format!(
-                    "upload {upload_id:?} is for index {:?}, not {name:?}",
-                    up.name
-                )))
-            }
-            Some(_) => {}
+        if self.upload_of(name, upload_id)?.is_none() {
+            return Ok(false);
         }
         let cf = self.cf(Cf::Indexes);
         let mut batch = WriteBatch::default();
@@ -539,6 +531,14 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::engine::testutil::open_temp;
+
+    fn chunks(e: &Engine, blob: &str) -> usize {
+        e.db()
+            .prefix_iterator_cf(e.cf(Cf::Indexes), chunk_prefix(blob))
+            .filter_map(|r| r.ok())
+            .filter(|(k, _)| k.starts_with(&chunk_prefix(blob)))
+            .count()
+    }
 
     fn content(n: usize) -> Vec<u8> {
         (0..n).map(|i| (i * 31 % 251) as u8).collect()
@@ -630,13 +630,7 @@ mod tests {
             .index_commit("ivf", &up.upload_id, "ivf", Some(5000), None, None, None)
             .unwrap();
         let old_blob = prev.unwrap().blob;
-        let left = e
-            .db()
-            .prefix_iterator_cf(e.cf(Cf::Indexes), chunk_prefix(&old_blob))
-            .filter_map(|r| r.ok())
-            .filter(|(k, _)| k.starts_with(&chunk_prefix(&old_blob)))
-            .count();
-        assert_eq!(left, 0, "old chunks are gone");
+        assert_eq!(chunks(&e, &old_blob), 0, "old chunks are gone");
         assert_eq!(e.index_read("ivf", 0, 10_000, None).unwrap().1, new);
         assert!(e.index_delete("ivf").unwrap());
         assert!(!e.index_delete("ivf").unwrap());
@@ -655,15 +649,8 @@ mod tests {
         assert!(e
             .index_upload("a", Some(&stale.upload_id), 3, b"g")
             .is_err());
-        let chunks = |blob: &str| {
-            e.db()
-                .prefix_iterator_cf(e.cf(Cf::Indexes), chunk_prefix(blob))
-                .filter_map(|r| r.ok())
-                .filter(|(k, _)| k.starts_with(&chunk_prefix(blob)))
-                .count()
-        };
-        assert_eq!(chunks(&stale.upload_id), 0, "its chunks went with it");
-        assert_eq!(chunks(&fresh.upload_id), 1);
+        assert_eq!(chunks(&e, &stale.upload_id), 0, "its chunks went with it");
+        assert_eq!(chunks(&e, &fresh.upload_id), 1);
         // Expiry counts from the last chunk, not the start.
         clock.advance_ms(UPLOAD_EXPIRY_MS - 10);
         e.index_upload("b", Some(&fresh.upload_id), 3, b"ghi")
