@@ -16,56 +16,46 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::cdc::{namespace_matches, ChangeEvent};
+use crate::bus::namespace_matches;
+use crate::cdc::ChangeEvent;
+pub use crate::config::{AuthConfig, Secret, TokenConfig, MIN_TOKEN_CHARS};
 use crate::error::{Error, Result};
-use crate::ops::Op;
 
-/// A secret string: serialised as-is, never printed by `Debug`.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
+/// What an operation needs from a token (each operation declares it in
+/// the operation table of `ops`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// Any valid token (health, stats, lists of names).
+    Open,
+    /// Read every one of these targets (keys, namespaces, collections).
+    Read(Vec<String>),
+    /// Write every one of these targets.
+    Write(Vec<String>),
+    /// Read the keys starting with this prefix.
+    ReadPrefix(String),
+    /// Read across every namespace; says what for.
+    ReadAll(&'static str),
+    /// Snapshots, backups, restores, checkpoints.
+    Admin,
+}
 
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
+impl Access {
+    pub fn read(target: &str) -> Access {
+        Access::Read(vec![target.to_string()])
     }
-}
-
-/// Shortest token accepted.
-pub const MIN_TOKEN_CHARS: usize = 16;
-
-/// One `[[auth.tokens]]` entry.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct TokenConfig {
-    /// Who this token is (shown in logs and errors; the token never is).
-    pub name: String,
-    /// The token itself (prefer `token-file` or `token-env`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub token: Option<Secret>,
-    /// A file holding the token (trailing whitespace ignored).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub token_file: Option<std::path::PathBuf>,
-    /// An environment variable holding the token.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub token_env: Option<String>,
-    /// Patterns this token may read.
-    pub read: Vec<String>,
-    /// Patterns this token may write (writing implies reading).
-    pub write: Vec<String>,
-    /// Snapshots, restores, checkpoints.
-    pub admin: bool,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct AuthConfig {
-    /// Bearer tokens. None: the API is open (loopback only).
-    pub tokens: Vec<TokenConfig>,
+    pub fn write(target: &str) -> Access {
+        Access::Write(vec![target.to_string()])
+    }
+    /// One namespace, or (none given) all of them.
+    pub fn read_namespace_or_all(namespace: &Option<String>, what: &'static str) -> Access {
+        match namespace {
+            Some(ns) => Access::read(ns),
+            None => Access::ReadAll(what),
+        }
+    }
 }
 
 /// What a valid token may do.
@@ -96,14 +86,9 @@ impl Grant {
         self.read.iter().chain(&self.write).any(|p| p == "*")
     }
 
-    /// May this token run `op`? The error names the token, the target and
-    /// what it would need.
-    pub fn check(&self, op: &Op) -> Result<()> {
-        use Op::*;
-        let ns = |n: &Option<String>| {
-            n.clone()
-                .unwrap_or_else(|| crate::bus::DEFAULT_NAMESPACE.to_string())
-        };
+    /// May this token do what `access` needs (for `method`)? The error
+    /// names the token, the target and what it would need.
+    pub fn allows(&self, access: &Access, method: &str) -> Result<()> {
         let deny = |what: &str, target: &str| {
             Err(Error::permission_denied(format!(
                 "token {:?} may not {what} {target:?}; grant it in [[auth.tokens]] {}",
@@ -115,100 +100,54 @@ impl Grant {
                 }
             )))
         };
-        let need_read = |target: &str| {
-            if self.can_read(target) {
-                Ok(())
-            } else {
-                deny("read", target)
-            }
-        };
-        let need_write = |target: &str| {
-            if self.can_write(target) {
-                Ok(())
-            } else {
-                deny("write", target)
-            }
-        };
-        let need_all = |what: &str| {
-            if self.reads_everything() {
-                Ok(())
-            } else {
-                Err(Error::permission_denied(format!(
-                    "token {:?} may not {what} across all namespaces; pass a namespace it may read",
-                    self.name
-                )))
-            }
-        };
-        let need_admin = || {
-            if self.admin {
-                Ok(())
-            } else {
-                Err(Error::permission_denied(format!(
-                    "token {:?} may not run {}: it needs admin = true",
-                    self.name,
-                    op.method()
-                )))
-            }
-        };
-        match op {
-            StorageWrite(p) => {
-                let keys = p
-                    .key
-                    .iter()
-                    .cloned()
-                    .chain(p.entries.iter().flatten().map(|e| e.key.clone()));
-                keys.into_iter().try_for_each(|k| need_write(&k))
-            }
-            StorageDelete(p) => p
-                .key
-                .iter()
-                .chain(p.keys.iter().flatten())
-                .try_for_each(|k| need_write(k)),
-            StorageRead(p) => need_read(&p.key),
-            StorageScan(p) => {
+        match access {
+            Access::Open => Ok(()),
+            Access::Read(targets) => targets.iter().try_for_each(|t| {
+                if self.can_read(t) {
+                    Ok(())
+                } else {
+                    deny("read", t)
+                }
+            }),
+            Access::Write(targets) => targets.iter().try_for_each(|t| {
+                if self.can_write(t) {
+                    Ok(())
+                } else {
+                    deny("write", t)
+                }
+            }),
+            Access::ReadPrefix(prefix) => {
                 if self.reads_everything()
                     || self.read.iter().chain(&self.write).any(|pat| {
                         let base = pat.strip_suffix('*').unwrap_or(pat);
-                        (pat.ends_with('*') || pat.ends_with('/')) && p.prefix.starts_with(base)
+                        (pat.ends_with('*') || pat.ends_with('/')) && prefix.starts_with(base)
                     })
                 {
                     Ok(())
                 } else {
-                    deny("scan", &p.prefix)
+                    deny("scan", prefix)
                 }
             }
-            CollectionCreate(p) => need_write(&p.name),
-            VectorUpsert(p) => need_write(&p.collection),
-            VectorDelete(p) => need_write(&p.collection),
-            VectorGet(p) => need_read(&p.collection),
-            IndexUpload(p) => need_write(&p.name),
-            IndexCommit(p) => need_write(&p.name),
-            IndexDelete(p) => need_write(&p.name),
-            IndexRead(p) => need_read(&p.name),
-            MemoryUsage(p) => match p.action.as_str() {
-                "store" | "delete" => need_write(&ns(&p.namespace)),
-                _ => need_read(&ns(&p.namespace)),
-            },
-            MemoryStore(p) => need_write(&ns(&p.namespace)),
-            MemoryDelete(p) => need_write(&ns(&p.namespace)),
-            MemoryRetrieve(p) => need_read(&ns(&p.namespace)),
-            MemorySearch(p) => match &p.namespace {
-                Some(n) => need_read(n),
-                None => need_all("search"),
-            },
-            MemoryList(p) => match &p.namespace {
-                Some(n) => need_read(n),
-                None => need_all("list"),
-            },
-            MemoryStats(_) => need_all("count entries"),
-            StorageStats(_) | SystemHealth(_) | CollectionList(_) | SnapshotList(_)
-            | ScheduleList(_) => Ok(()),
-            IndexList(_) => need_all("list indexes"),
-            WalCheckpoint(_) | SnapshotCreate(_) | SnapshotRestore(_) | SnapshotDelete(_)
-            | SnapshotVerify(_) | SnapshotPrune(_) => need_admin(),
-            BackupCreate(_) | BackupList(_) | BackupVerify(_) | BackupRestore(_)
-            | BackupPrune(_) | BackupCopy(_) | BackupDrill(_) | BackupStatus(_) | WalArchive(_)
-            | WalReplay(_) => need_admin(),
+            Access::ReadAll(what) => {
+                if self.reads_everything() {
+                    Ok(())
+                } else {
+                    Err(Error::permission_denied(format!(
+                        "token {:?} may not {what} across all namespaces; pass a namespace it may read",
+                        self.name
+                    )))
+                }
+            }
+            Access::Admin => {
+                if self.admin {
+                    Ok(())
+                } else {
+                    Err(Error::permission_denied(format!(
+                        "token {:?} may not run {method}: it needs admin = true",
+                        self.name
+                    )))
+                }
+            }
         }
     }
 
@@ -248,18 +187,10 @@ impl Authenticator {
         if c.tokens.is_empty() {
             return Ok(None);
         }
+        c.validate()?;
         let mut tokens = Vec::new();
-        let mut names = std::collections::HashSet::new();
         for (i, t) in c.tokens.iter().enumerate() {
-            let at = format!("auth.tokens[{i}] ({:?})", t.name);
-            if t.name.trim().is_empty() {
-                return Err(Error::invalid(format!(
-                    "auth.tokens[{i}]: name is required"
-                )));
-            }
-            if !names.insert(t.name.clone()) {
-                return Err(Error::invalid(format!("{at}: the name is used twice")));
-            }
+            let at = t.at(i);
             let secret = match (&t.token, &t.token_file, &t.token_env) {
                 (Some(s), None, None) => s.0.clone(),
                 (None, Some(f), None) => std::fs::read_to_string(f)
@@ -278,13 +209,6 @@ impl Authenticator {
                 return Err(Error::invalid(format!(
                     "{at}: the token is shorter than {MIN_TOKEN_CHARS} characters"
                 )));
-            }
-            for p in t.read.iter().chain(&t.write) {
-                if p.is_empty() {
-                    return Err(Error::invalid(format!(
-                        "{at}: an empty pattern grants nothing; remove it"
-                    )));
-                }
             }
             let d = digest(&secret);
             if tokens.iter().any(|(x, _): &([u8; 32], _)| *x == d) {
@@ -332,77 +256,6 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn grant(read: &[&str], write: &[&str]) -> Grant {
-        Grant {
-            name: "t".into(),
-            read: read.iter().map(|s| s.to_string()).collect(),
-            write: write.iter().map(|s| s.to_string()).collect(),
-            admin: false,
-        }
-    }
-
-    fn op(method: &str, params: serde_json::Value) -> Op {
-        Op::parse(method, Some(&params.to_string())).unwrap()
-    }
-
-    #[test]
-    fn namespace_grants() {
-        let g = grant(&["shared/*"], &["agents/a/"]);
-        use serde_json::json;
-        assert!(g
-            .check(&op(
-                "memory_store",
-                json!({"key": "k", "value": "v", "namespace": "agents/a/plan"})
-            ))
-            .is_ok());
-        let e = g
-            .check(&op(
-                "memory_store",
-                json!({"key": "k", "value": "v", "namespace": "agents/b/plan"}),
-            ))
-            .unwrap_err();
-        assert_eq!(e.kind, crate::error::ErrorKind::PermissionDenied);
-        assert!(
-            e.message.contains("agents/b/plan") && e.message.contains("write"),
-            "{e}"
-        );
-        assert!(g
-            .check(&op(
-                "memory_retrieve",
-                json!({"key": "k", "namespace": "shared/x"})
-            ))
-            .is_ok());
-        assert!(g
-            .check(&op(
-                "memory_store",
-                json!({"key": "k", "value": "v", "namespace": "shared/x"})
-            ))
-            .is_err());
-        // No namespace means "default" for a store, "all" for a search.
-        assert!(g
-            .check(&op("memory_store", json!({"key": "k", "value": "v"})))
-            .is_err());
-        assert!(g
-            .check(&op("memory_search", json!({"query": "q"})))
-            .is_err());
-        assert!(g
-            .check(&op(
-                "memory_search",
-                json!({"query": "q", "namespace": "agents/a/x"})
-            ))
-            .is_ok());
-        // Every key of a batch must be writable.
-        assert!(g.check(&op("storage_write", json!({"entries": [{"key": "agents/a/1", "value": "v"}, {"key": "x", "value": "v"}]}))).is_err());
-        assert!(g
-            .check(&op("storage_scan", json!({"prefix": "agents/a/p"})))
-            .is_ok());
-        assert!(g
-            .check(&op("storage_scan", json!({"prefix": "agents/"})))
-            .is_err());
-        assert!(g.check(&op("snapshot_create", json!({}))).is_err());
-        assert!(g.check(&op("system_health", json!({}))).is_ok());
-    }
 
     #[test]
     fn tokens_are_checked_and_never_printed() {

@@ -20,13 +20,13 @@ use clap::Args;
 use rocksdb::{WriteBatch, WriteOptions};
 use serde_json::{json, Map, Value};
 
+use crate::client::{read_daemon_info, Client};
 use crate::clock::SystemClock;
 use crate::codec;
 use crate::config::Config;
 use crate::engine::{composite_key, Cf, Engine};
 use crate::error::{Error, Result};
 use crate::npy::Matrix;
-use crate::rpc::client::{read_daemon_info, Client};
 
 #[derive(Debug, Args, Clone)]
 pub struct BenchArgs {
@@ -656,7 +656,7 @@ fn snapshot_bench(
     use crate::snapshot::{Kind, SnapshotStore};
     engine.flush()?;
     let store = SnapshotStore::open(&config.data_dir)?;
-    let store_bytes = crate::engine::dir_size(engine.path());
+    let store_bytes = crate::fs::dir_size(engine.path());
     let t = Instant::now();
     store.create(engine, "bench-first", Kind::Manual, 1)?;
     let first_ms = t.elapsed().as_secs_f64() * 1000.0;

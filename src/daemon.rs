@@ -10,43 +10,20 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::actors::{
-    MetricsActor, Persistence, PersistenceHandle, Reload, Router, ScheduleSource, SchedulerActor,
-    SnapshotActor,
+    alive, BackupActor, MetricsActor, Persistence, PersistenceHandle, Reload, Router,
+    SchedulerActor, SnapshotActor, Wire,
 };
 use crate::bus::KeyLocks;
+use crate::client::{daemon_json_path, read_daemon_info, DaemonInfo};
 use crate::clock::{iso_ms, Clock, SystemClock};
 use crate::config::Config;
 use crate::engine::{Engine, EngineSlot};
 use crate::error::{Error, Result};
-use crate::ops::Shared;
-use crate::rpc::client::{daemon_json_path, read_daemon_info, DaemonInfo};
+use crate::ops::{PersistenceOp, Store, SystemHealthParams};
 use crate::rpc::{self, RpcState};
+use crate::schedule::ScheduleSource;
 use crate::snapshot::{restore, SnapshotStore};
 use crate::status::StatusBoard;
-
-/// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync dir.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::invalid(format!("{} has no parent directory", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    let mut f = std::fs::File::create(&tmp)
-        .map_err(|e| Error::io(format!("creating {}: {e}", tmp.display())))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(format!("writing {}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| Error::io(format!("renaming {} into place: {e}", path.display())))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(format!("syncing {}: {e}", dir.display())))?;
-    Ok(())
-}
 
 /// Hold an exclusive `flock` on `<data>/daemon.lock` for the daemon's life.
 fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
@@ -98,48 +75,47 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let engine = tokio::task::spawn_blocking(move || Engine::open(&cfg, Arc::new(SystemClock)))
         .await
         .map_err(|e| Error::internal(format!("store open task failed: {e}")))??;
-    let shared = Shared {
-        engine: Arc::new(EngineSlot::new(engine)),
+    let slot = Arc::new(EngineSlot::new(engine));
+    let store = Store {
+        engine: slot.clone(),
         locks: Arc::new(KeyLocks::default()),
         status: board.clone(),
     };
-    let arbiter_shared = shared.clone();
     let addr = SyncArbiter::start(config.persistence_threads, move || {
-        Persistence::new(arbiter_shared.clone())
+        Persistence::new(store.clone())
     });
-    let external = crate::bus::external::ExternalBus::start(&config.bus.external);
-    let persistence = PersistenceHandle::new(addr).with_external(external.clone());
+    let external = crate::external::ExternalBus::start(&config.bus.external);
+    let persistence = PersistenceHandle::new(addr, slot.clone()).with_external(external.clone());
 
     let every = Duration::from_secs(config.status_interval_secs);
     let (p2, b2) = (persistence.clone(), board.clone());
     let metrics = actix::Supervisor::start(move |_| MetricsActor::new(p2, b2, every));
 
-    let snapshots = SnapshotActor::new(
-        snapshots_store.clone(),
-        shared.engine.clone(),
-        Arc::new(config.clone()),
+    let config_arc = Arc::new(config.clone());
+    let snapshot_service = Arc::new(crate::snapshot::Service::new(
+        snapshots_store,
+        slot.clone(),
+        config_arc.clone(),
         board.clone(),
-        persistence.clone(),
-    )
-    .start();
-    let backups = crate::actors::BackupActor::new(
-        shared.engine.clone(),
-        Arc::new(config.clone()),
-        board.clone(),
-        snapshots.clone(),
-        snapshots_store.clone(),
-    )
-    .start();
-    let scheduler = SchedulerActor::new(
-        specs,
-        source,
         Arc::new(SystemClock),
-        persistence.clone(),
-        snapshots.clone(),
-        backups.clone(),
+    ));
+    let backup_service = Arc::new(crate::backup::Service::new(
+        slot.clone(),
+        config_arc,
         board.clone(),
-    )
-    .start();
+        snapshot_service.clone(),
+    ));
+    let snapshots = SnapshotActor::new(snapshot_service, board.clone()).start();
+    let backups = BackupActor::new(backup_service, board.clone()).start();
+    let scheduler =
+        SchedulerActor::new(specs, source, Arc::new(SystemClock), board.clone()).start();
+    let router = Router {
+        persistence: persistence.clone(),
+        snapshots,
+        scheduler: scheduler.clone(),
+        backups,
+    };
+    scheduler.do_send(Wire(router.clone()));
     let hup_scheduler = scheduler.clone();
     let sighup = tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
@@ -152,19 +128,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             let _ = hup_scheduler.send(Reload).await;
         }
     });
-    let router = Router {
-        persistence: persistence.clone(),
-        snapshots,
-        scheduler,
-        backups,
-    };
     let auth = crate::auth::Authenticator::from_config(&config.auth)?.map(Arc::new);
     let tls = match &config.tls {
-        Some(t) => Some(rpc::tls::server_config(&t.cert, &t.key)?),
+        Some(t) => Some(crate::tls::server_config(&t.cert, &t.key)?),
         None => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let state = Arc::new(RpcState::new(router, shared.engine.clone(), auth.is_some()));
+    let state = Arc::new(RpcState::new(router.clone(), slot.clone(), auth.is_some()));
     let (server, bound) = rpc::start(
         rpc::Listen {
             address: &config.listen,
@@ -181,13 +151,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         pid: std::process::id(),
         address: bound.to_string(),
         url: format!("{scheme}://{bound}"),
-        ws_url: crate::rpc::client::ws_url(&format!("{scheme}://{bound}")),
+        ws_url: crate::client::ws_url(&format!("{scheme}://{bound}")),
         data_dir: config.data_dir.display().to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         started_at: iso_ms(SystemClock.now_ms()),
     };
     let info_json = serde_json::to_vec_pretty(&info).map_err(|e| Error::internal(e.to_string()))?;
-    write_atomic(&daemon_json_path(&config.data_dir), &info_json)?;
+    crate::fs::write_atomic(&daemon_json_path(&config.data_dir), &info_json)?;
     tracing::info!(
         address = %bound,
         data_dir = %config.data_dir.display(),
@@ -201,21 +171,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config.data_dir.display(),
         std::process::id()
     ));
-    // Watchdog: ping at half the period, and only while the store answers,
-    // so a wedged persistence actor gets the daemon restarted.
+    // Watchdog: ping at half the period, and only while the store answers
+    // (or is paused for a restore), so a wedged or dead persistence actor
+    // gets the daemon restarted.
     let watchdog = crate::notify::watchdog_interval().map(|period| {
         let probe = persistence.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period / 2);
             loop {
                 tick.tick().await;
-                let health = crate::ops::Op::SystemHealth(crate::ops::NoParams {});
+                let health = PersistenceOp::SystemHealth(SystemHealthParams {});
                 match tokio::time::timeout(period / 2, probe.call(health)).await {
-                    Ok(Ok(_)) => crate::notify::notify_or_log("WATCHDOG=1"),
-                    Ok(Err(e)) if e.kind == crate::error::ErrorKind::Unavailable => {
-                        // Paused for a restore: still alive.
-                        crate::notify::notify_or_log("WATCHDOG=1")
-                    }
+                    Ok(r) if alive(&r) => crate::notify::notify_or_log("WATCHDOG=1"),
                     other => tracing::error!(result = ?other.map(|r| r.map(|_| ())), "store health check failed; withholding the watchdog ping"),
                 }
             }
@@ -235,18 +202,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         x.stop();
     }
     let _ = server.stop();
-    // Close the gate (requests that slipped past `accepting` are refused),
-    // let running ones finish, then flush.
-    if let Err(e) = persistence.quiesce(deadline).await {
-        tracing::warn!(error = %e, "shutdown deadline passed with requests still running");
+    // Jobs first (backups stop at a safe point, restores finish), then the
+    // requests still queued or running, then one flush.
+    let left = router.stop_jobs(deadline).await;
+    if left > 0 {
+        tracing::warn!(
+            jobs = left,
+            "shutdown deadline passed with jobs still running"
+        );
     }
-    match persistence.barrier(Duration::from_millis(10)).await {
-        Ok(0) => {}
-        Ok(left) => tracing::warn!(in_flight = left, "flushed with requests still running"),
+    let quiesced = match persistence.drain_and_flush(deadline).await {
+        Ok(q) => Some(q),
         Err(e) => {
-            tracing::error!(error = %e, "final flush failed; the WAL still holds every acknowledged write")
+            tracing::error!(error = %e, "final flush failed; the WAL still holds every acknowledged write");
+            None
         }
-    }
+    };
     board.set_state("rpc", "stopped");
     drop(metrics);
     if matches!(read_daemon_info(&config.data_dir), Ok(Some(i)) if i.pid == std::process::id()) {
@@ -257,14 +228,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .ok();
     // Close RocksDB here, joining its background threads, rather than at
     // process exit where C++ static destructors race them.
-    let slot = shared.engine.clone();
-    match tokio::task::spawn_blocking(move || slot.close(Duration::from_secs(5))).await {
+    let closing = slot.clone();
+    match tokio::task::spawn_blocking(move || closing.close(Duration::from_secs(5))).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "closing at exit; the store was flushed, no data is lost")
         }
         Err(e) => tracing::warn!(error = %e, "closing task failed; the store was flushed"),
     }
+    drop(quiesced);
     tracing::info!("store flushed and closed; goodbye");
     Ok(())
 }

@@ -3,33 +3,39 @@
 //! # Layout
 //!
 //! One daemon (`serve`) owns a RocksDB store; the CLI and the MCP server are
-//! its JSON-RPC clients. Plain modules do the work; actors are thin shells.
+//! its JSON-RPC clients. The top-level modules form layers: a module uses
+//! only modules of its own layer or below, never above (checked with
+//! `python3 ../shared/tools/module-graph.py`; the graph has no cycle).
 //!
-//! | module      | its one job                                                          |
-//! |-------------|----------------------------------------------------------------------|
-//! | [`auth`]    | bearer tokens, namespace grants, constant-time token checks          |
-//! | [`backup`]  | backups to object storage: content-addressed objects, manifests, verify, restore |
-//! | [`config`]  | layered configuration (defaults → TOML → env → flags), validation    |
-//! | [`error`]   | the public error: kind, retryability, message                        |
-//! | [`clock`]   | time as a dependency (TTL tests use a manual clock)                   |
-//! | [`codec`]   | the codec byte every stored value starts with, and the encodings     |
-//! | [`engine`]  | RocksDB: column families, durability policy, kv and vector ops       |
-//! | [`bus`]     | the swarm memory bus: namespaces, TTL, claude-flow v2/v3 tools, BM25 |
-//! | [`cdc`]     | change data capture: WAL batches → change events, commit marks       |
-//! | [`snapshot`] | checkpoints + manifests, verify, retention plans, crash-safe restore |
-//! | [`schedule`] | cron jobs: parsing `schedules/*.toml`, which jobs are due when       |
-//! | [`ops`]     | the table of operations (method name ↔ params ↔ route ↔ execution)   |
-//! | [`status`]  | the status board: actor states, restarts, last errors                |
-//! | [`actors`]  | actix actors: persistence (SyncArbiter), snapshot, scheduler, status; the router |
-//! | [`daemon`]  | the supervisor: start-up, `daemon.json`, the one shutdown path       |
-//! | [`rpc`]     | JSON-RPC server (jsonrpsee), client, the error-code mapping          |
-//! | [`mcp`]     | MCP stdio server (rmcp) forwarding tools to the daemon               |
-//! | [`cli`]     | clap commands and their output                                       |
-//! | [`bench`]   | `ruvector-storage bench`: ratios measured in one run                 |
-//! | [`metrics`] | Prometheus exposition (`GET /metrics`) of the storage metrics        |
-//! | [`npy`]     | reading `.npy` float32 matrices for benchmarks                       |
-//! | [`notify`]  | systemd's notify protocol: READY, STATUS, STOPPING, WATCHDOG         |
-//! | [`telemetry`] | tracing setup (human on a terminal, JSON otherwise)                |
+//! | layer | module | its one job |
+//! |---|---|---|
+//! | ground | [`error`] | the public error: kind, retryability, message; the one table of what each kind becomes at each door |
+//! | | [`clock`] | time as a dependency (TTL and cron tests use a manual clock) |
+//! | | [`codec`] | the codec byte every stored value starts with, and the encodings |
+//! | | [`fs`] | atomic writes, directory fsync, checksums, hex, random bytes, crash points |
+//! | | [`tls`] | the rustls crypto provider (installed once) and the TLS server config |
+//! | | [`npy`] | reading `.npy` float32 matrices for benchmarks |
+//! | | [`notify`] | systemd's notify protocol: READY, STATUS, STOPPING, WATCHDOG |
+//! | | [`telemetry`] | tracing setup (human on a terminal, JSON otherwise) |
+//! | config | [`config`] | plain, validated configuration (defaults → TOML → env → flags) |
+//! | | [`client`] | the JSON-RPC client and `daemon.json` discovery |
+//! | engine | [`engine`] | RocksDB: column families, write batches and commit marks, the slot and its gate, history ids |
+//! | | [`status`] | the status board: actor states, restarts, last errors, records |
+//! | domain | [`bus`] | the swarm memory bus: namespaces, TTL, BM25 |
+//! | | [`cdc`] | change data capture: WAL batches → change events |
+//! | | [`auth`] | bearer tokens, grants, and what an operation needs ([`auth::Access`]) |
+//! | | [`snapshot`] | checkpoints, manifests, verify, retention, restore; its service |
+//! | | [`backup`] | backups to object storage, WAL archive, PITR, prune, copy, drill; its service |
+//! | | [`schedule`] | cron jobs: parsing `schedules/*.toml`, which jobs are due when |
+//! | | [`metrics`] | store figures, Prometheus exposition, the records published about the store |
+//! | | [`external`] | the external bus: records relayed to other agents' memory servers |
+//! | operations | [`ops`] | every operation declared once: params, route, effect, access, implementation |
+//! | actors | [`actors`] | actix mailboxes: persistence (SyncArbiter), snapshot, backup, scheduler, metrics; the router; job tracking |
+//! | doors | [`rpc`] | JSON-RPC server (jsonrpsee): methods generated from the table, auth, TLS, `/metrics`, change streams |
+//! | | [`mcp`] | MCP server (rmcp; stdio and streamable HTTP): tools generated from the table |
+//! | daemon | [`daemon`] | the supervisor: start-up, `daemon.json`, the one shutdown path |
+//! | top | [`cli`] | clap: commands generated from the table, plus serve, mcp, init, bench |
+//! | | [`bench`] | `ruvector-storage bench`: ratios measured in one run |
 
 pub mod actors;
 pub mod auth;
@@ -38,12 +44,15 @@ pub mod bench;
 pub mod bus;
 pub mod cdc;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod error;
+pub mod external;
+pub mod fs;
 pub mod mcp;
 pub mod metrics;
 pub mod notify;
@@ -54,3 +63,4 @@ pub mod schedule;
 pub mod snapshot;
 pub mod status;
 pub mod telemetry;
+pub mod tls;

@@ -328,6 +328,51 @@ impl Scheduler {
     }
 }
 
+/// Where the jobs come from.
+#[derive(Debug, Clone)]
+pub enum ScheduleSource {
+    /// The copy of `schedules/default.toml` compiled into the binary.
+    Builtin,
+    File(std::path::PathBuf),
+}
+
+impl ScheduleSource {
+    pub fn load(&self) -> Result<Vec<JobSpec>> {
+        match self {
+            ScheduleSource::Builtin => parse(&self.label(), DEFAULT_SCHEDULE),
+            ScheduleSource::File(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::invalid(format!("cannot read schedule file {}: {e}", path.display()))
+                })?;
+                parse(&self.label(), &text)
+            }
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            ScheduleSource::Builtin => "schedules/default.toml (built in)".to_string(),
+            ScheduleSource::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// The scheduler's state: its jobs and where they came from.
+#[derive(Debug)]
+pub struct Jobs {
+    pub scheduler: Scheduler,
+    pub source: ScheduleSource,
+}
+
+impl Jobs {
+    /// `schedule list`.
+    pub fn list(&self) -> Value {
+        let mut v = self.scheduler.list();
+        v["source"] = json!(self.source.label());
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,7 +71,7 @@ async fn agent_card_names_only_tools_the_server_has() {
         );
     }
     client.cancel().await.unwrap();
-    if let Ok(Some(info)) = ruvector_storage::rpc::client::read_daemon_info(dir.path()) {
+    if let Ok(Some(info)) = ruvector_storage::client::read_daemon_info(dir.path()) {
         unsafe {
             libc::kill(info.pid as i32, libc::SIGTERM);
         }

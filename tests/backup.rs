@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use ruvector_storage::rpc::client::Client;
+use ruvector_storage::client::Client;
 use serde_json::{json, Value};
 
 /// A server process killed on drop.

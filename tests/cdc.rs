@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use ruvector_storage::client::{Client, Notifications};
 use ruvector_storage::rpc::changes::{SUBSCRIBE, UNSUBSCRIBE};
-use ruvector_storage::rpc::client::{Client, Notifications};
 use serde_json::{json, Value};
 
 /// What a subscriber should see for one change: (op, kind, key).

@@ -355,7 +355,7 @@ async fn a_second_daemon_on_the_same_data_dir_is_refused() {
         json!({"key": "k", "value": "v"}),
     )
     .await;
-    let info = ruvector_storage::rpc::client::read_daemon_info(dir.path())
+    let info = ruvector_storage::client::read_daemon_info(dir.path())
         .unwrap()
         .unwrap();
     assert_eq!(info.pid, d.child.id());

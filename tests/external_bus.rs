@@ -12,7 +12,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ruvector_storage::rpc::client::Client;
+use ruvector_storage::client::Client;
 use serde_json::{json, Value};
 
 fn start_b(dir: &Path, port: u16) -> Daemon {

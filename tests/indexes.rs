@@ -32,7 +32,7 @@ fn hex(b: &[u8]) -> String {
 
 /// Wait for the published record to satisfy `pred`.
 async fn record_until(
-    c: &ruvector_storage::rpc::client::Client,
+    c: &ruvector_storage::client::Client,
     pred: impl Fn(&Value) -> bool,
 ) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);

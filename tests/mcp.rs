@@ -55,7 +55,7 @@ async fn call(m: &Mcp, name: &str, a: Value) -> (bool, Value) {
 struct DaemonGuard<'a>(&'a Path);
 impl Drop for DaemonGuard<'_> {
     fn drop(&mut self) {
-        if let Ok(Some(info)) = ruvector_storage::rpc::client::read_daemon_info(self.0) {
+        if let Ok(Some(info)) = ruvector_storage::client::read_daemon_info(self.0) {
             unsafe {
                 libc::kill(info.pid as i32, libc::SIGTERM);
             }
@@ -269,17 +269,23 @@ async fn mcp_tools_list_matches_interop_and_memory_tools_work() {
     )
     .await;
     assert!(e && r.to_string().contains("does not exist"), "{r}");
-    // Unknown tools and malformed arguments are JSON-RPC errors.
-    assert!(m
+    // An unknown tool is a JSON-RPC error; arguments that do not fit are a
+    // tool error naming the field (MCP 2025-11-25), so the model can fix them.
+    let unknown = m
         .call_tool(CallToolRequestParams::new("no_such_tool").with_arguments(Map::new()))
         .await
-        .is_err());
-    assert!(m
-        .call_tool(
-            CallToolRequestParams::new("memory_store").with_arguments(args(json!({"key": "x"})))
-        )
-        .await
-        .is_err());
+        .expect_err("an unknown tool is a protocol error");
+    assert!(unknown.to_string().contains("-32602"), "{unknown}");
+    let (e, r) = call(&m, "memory_store", json!({"key": "x"})).await;
+    assert!(e, "a missing value is a tool error: {r}");
+    assert!(
+        r.to_string().contains("invalid_input") && r.to_string().contains("value"),
+        "the error names the field: {r}"
+    );
+    let (e, r) = call(&m, "storage_scan", json!({"limit": "ten"})).await;
+    assert!(e && r.to_string().contains("limit"), "{r}");
+    let (_, r) = call(&m, "memory_retrieve", json!({"key": "x"})).await;
+    assert_eq!(r["found"], false, "nothing was stored by the refused call");
     m.cancel().await.unwrap();
 }
 
@@ -400,16 +406,12 @@ async fn mcp_over_streamable_http_serves_the_same_tools_to_a_real_client() {
         .as_str()
         .unwrap()
         .to_string();
-    ruvector_storage::backup::target::install_crypto_provider();
+    ruvector_storage::tls::install_crypto_provider();
     let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.as_str());
     let m: Mcp = ().serve(transport).await.expect("initialize over HTTP");
     let tools = m.list_all_tools().await.unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    assert_eq!(
-        names.len(),
-        ruvector_storage::ops::METHODS.len(),
-        "{names:?}"
-    );
+    assert_eq!(names.len(), ruvector_storage::ops::OPS.len(), "{names:?}");
     for t in [
         "memory_usage",
         "memory_store",
@@ -432,14 +434,11 @@ async fn mcp_over_streamable_http_serves_the_same_tools_to_a_real_client() {
     )
     .await;
     assert_eq!(r["value"]["n"], 1, "{r}");
-    let bad = m
-        .call_tool(
-            CallToolRequestParams::new("memory_retrieve")
-                .with_arguments(args(json!({"namespace": "agents/h"}))),
-        )
-        .await
-        .expect_err("a missing key is a protocol error");
-    assert!(bad.to_string().contains("-32602"), "{bad}");
+    let (e, bad) = call(&m, "memory_retrieve", json!({"namespace": "agents/h"})).await;
+    assert!(
+        e && bad.to_string().contains("key"),
+        "a missing key is a tool error naming it: {bad}"
+    );
     // A large index chunk (6 MiB, 8 MiB as base64) goes through.
     use base64::Engine as _;
     let chunk: Vec<u8> = (0..6 << 20).map(|i: u32| (i % 251) as u8).collect();

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ruvector_storage::rpc::client::Client;
+use ruvector_storage::client::Client;
 use serde_json::json;
 
 fn now_ms() -> i64 {

@@ -12,8 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
+use ruvector_storage::client::{CallError, Client, Credentials};
 use ruvector_storage::rpc::changes::{SUBSCRIBE, UNSUBSCRIBE};
-use ruvector_storage::rpc::client::{CallError, Client, Credentials};
 use serde_json::{json, Value};
 
 const ADMIN: &str = "admin-token-5b0c1f7e9a4d2c68";

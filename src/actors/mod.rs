@@ -1,25 +1,30 @@
-//! The actix actors: thin shells that own state and receive typed messages,
-//! driving the plain modules (`engine`, `bus`, `snapshot`, `schedule`,
-//! `status`). The [`Router`] sends each operation to the actor that serves
-//! it; later actors (backup, compaction, tiering) slot in the same way.
+//! The actix actors: mailboxes that serialise access, track and cancel
+//! jobs and report their state, each over a plain module that does the
+//! work (`engine` and the ops for persistence, `snapshot::Service`,
+//! `backup::Service`, `schedule`, `metrics`). The [`Router`] sends each
+//! operation to the actor that serves it.
 
 mod backup_actor;
+mod jobs;
 mod metrics_actor;
 mod persistence;
 mod scheduler_actor;
 mod snapshot_actor;
 
-pub use backup_actor::{default_destination, BackupActor, BackupCmd};
-pub use metrics_actor::{collect_storage, storage_record, MetricsActor, VectorStorageRecord};
-pub use persistence::{Execute, Flush, Persistence, PersistenceHandle, Publish};
-pub use scheduler_actor::{ListJobs, Reload, ScheduleSource, SchedulerActor};
-pub use snapshot_actor::{SnapshotActor, SnapshotCmd};
+pub use backup_actor::{BackupActor, BackupCmd};
+pub use jobs::{Cancel, Jobs};
+pub use metrics_actor::MetricsActor;
+pub use persistence::{alive, Persistence, PersistenceHandle};
+pub use scheduler_actor::{Reload, SchedulerActor, SchedulerCmd, Wire};
+pub use snapshot_actor::{SnapshotActor, SnapshotCmd, StopJobs};
+
+use std::time::Duration;
 
 use actix::Addr;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::ops::{Op, Route};
+use crate::ops::Op;
 
 /// Sends an operation to the actor that serves it.
 #[derive(Clone)]
@@ -30,28 +35,37 @@ pub struct Router {
     pub backups: Addr<BackupActor>,
 }
 
+fn gone(who: &str, e: actix::MailboxError) -> Error {
+    Error::unavailable(format!("the {who} actor is not running: {e}"))
+}
+
 impl Router {
     pub async fn call(&self, op: Op) -> Result<Value> {
-        let gone = |who: &str, e: actix::MailboxError| {
-            Error::unavailable(format!("{who} actor is not running: {e}"))
-        };
-        match op.route() {
-            Route::Persistence => self.persistence.call(op).await,
-            Route::Snapshot => self
+        match op {
+            Op::Persistence(o) => self.persistence.call(o).await,
+            Op::Snapshot(o) => self
                 .snapshots
-                .send(SnapshotCmd(op))
+                .send(SnapshotCmd(o))
                 .await
                 .map_err(|e| gone("snapshot", e))?,
-            Route::Backup => self
+            Op::Backup(o) => self
                 .backups
-                .send(BackupCmd(op))
+                .send(BackupCmd(o))
                 .await
                 .map_err(|e| gone("backup", e))?,
-            Route::Scheduler => self
+            Op::Scheduler(o) => self
                 .scheduler
-                .send(ListJobs)
+                .send(SchedulerCmd(o))
                 .await
-                .map_err(|e| gone("scheduler", e)),
+                .map_err(|e| gone("scheduler", e))?,
         }
+    }
+
+    /// Shutdown: the async actors cancel what may stop early and wait (up
+    /// to `limit` each) for the rest; returns the jobs still running.
+    pub async fn stop_jobs(&self, limit: Duration) -> usize {
+        let backups = self.backups.send(StopJobs(limit)).await.unwrap_or(0);
+        let snapshots = self.snapshots.send(StopJobs(limit)).await.unwrap_or(0);
+        backups + snapshots
     }
 }

@@ -1,24 +1,30 @@
 //! The persistence actor: a `SyncArbiter` whose threads run the blocking
 //! RocksDB work. Many threads let concurrent durable writes reach RocksDB
 //! together, where its write thread groups them into one WAL fsync.
+//!
+//! Every message carries a [`Pass`] through the store's gate, taken before
+//! it is queued and dropped when it is handled, so a restore or shutdown
+//! that quiesces the gate waits for queued work too.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use serde_json::Value;
 
+use crate::bus::MemoryStore;
+use crate::engine::{EngineSlot, Pass};
 use crate::error::{Error, Result};
-use crate::ops::{execute, Op, Shared};
+use crate::metrics::records::{collect_storage, VectorStorageRecord};
+use crate::ops::{PersistenceOp, Store};
 
 pub struct Persistence {
-    shared: Shared,
+    store: Store,
 }
 
 impl Persistence {
-    pub fn new(shared: Shared) -> Self {
-        Persistence { shared }
+    pub fn new(store: Store) -> Self {
+        Persistence { store }
     }
 }
 
@@ -26,225 +32,235 @@ impl Actor for Persistence {
     type Context = SyncContext<Self>;
 
     fn started(&mut self, _ctx: &mut Self::Context) {
-        self.shared.status.set_state("persistence", "running");
+        self.store.status.set_state("persistence", "running");
     }
 }
 
-/// Run one operation.
-#[derive(Message)]
-#[rtype(result = "Result<Value>")]
-pub struct Execute(pub Op);
+/// Work for the persistence threads, with its pass through the gate.
+pub struct Work {
+    kind: WorkKind,
+    _pass: Option<Pass>,
+}
 
-impl Handler<Execute> for Persistence {
-    type Result = Result<Value>;
-    fn handle(&mut self, msg: Execute, _: &mut Self::Context) -> Result<Value> {
-        let method = msg.0.method();
-        let _span = tracing::debug_span!("op", method).entered();
-        execute(&self.shared, msg.0)
+enum WorkKind {
+    Op(PersistenceOp),
+    Publish {
+        namespace: String,
+        key: String,
+        value: Value,
+    },
+    Storage,
+    Metrics,
+    /// Make everything acknowledged so far durable (WAL fsync + flush).
+    Flush,
+}
+
+/// What the work returns.
+pub enum Done {
+    Value(Value),
+    Storage(Box<VectorStorageRecord>),
+    Text(String),
+}
+
+impl Message for Work {
+    type Result = Result<Done>;
+}
+
+impl Handler<Work> for Persistence {
+    type Result = Result<Done>;
+    fn handle(&mut self, w: Work, _: &mut Self::Context) -> Result<Done> {
+        let s = &self.store;
+        match w.kind {
+            WorkKind::Op(op) => {
+                let method = op.method();
+                let _span = tracing::debug_span!("op", method).entered();
+                op.run(s).map(Done::Value)
+            }
+            WorkKind::Publish {
+                namespace,
+                key,
+                value,
+            } => {
+                let engine = s.engine.get()?;
+                MemoryStore::new(&engine, &s.locks)
+                    .publish(&namespace, &key, &value)
+                    .map(|_| Done::Value(Value::Null))
+            }
+            WorkKind::Storage => Ok(Done::Storage(Box::new(collect_storage(&*s.engine.get()?)))),
+            WorkKind::Metrics => {
+                let engine = s.engine.get()?;
+                let data_dir = engine.path().parent().unwrap_or(engine.path());
+                Ok(Done::Text(crate::metrics::render(
+                    &engine, &s.status, data_dir,
+                )))
+            }
+            WorkKind::Flush => s.engine.get()?.flush().map(|_| Done::Value(Value::Null)),
+        }
     }
 }
 
-/// Make everything acknowledged so far durable: fsync the WAL and flush
-/// the memtables. Sent by [`PersistenceHandle::barrier`] once no earlier
-/// operation is in flight.
-#[derive(Message)]
-#[rtype(result = "Result<()>")]
-pub struct Flush;
-
-impl Handler<Flush> for Persistence {
-    type Result = Result<()>;
-    fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Result<()> {
-        self.shared.engine.get()?.flush()
-    }
-}
-
-/// Upsert one record of the daemon's own into the memory bus.
-#[derive(Message)]
-#[rtype(result = "Result<()>")]
-pub struct Publish {
-    pub namespace: String,
-    pub key: String,
-    pub value: Value,
-}
-
-impl Handler<Publish> for Persistence {
-    type Result = Result<()>;
-    fn handle(&mut self, p: Publish, _: &mut Self::Context) -> Result<()> {
-        let engine = self.shared.engine.get()?;
-        crate::bus::MemoryStore::new(&engine, &self.shared.locks).publish(
-            &p.namespace,
-            &p.key,
-            &p.value,
-        )
-    }
-}
-
-/// Compute the vector storage record (RocksDB properties; blocking).
-#[derive(Message)]
-#[rtype(result = "Result<super::VectorStorageRecord>")]
-pub struct CollectStorage;
-
-impl Handler<CollectStorage> for Persistence {
-    type Result = Result<super::VectorStorageRecord>;
-    fn handle(&mut self, _: CollectStorage, _: &mut Self::Context) -> Self::Result {
-        Ok(super::metrics_actor::collect_storage(
-            &*self.shared.engine.get()?,
-        ))
-    }
-}
-
-/// Render the Prometheus metrics (blocking property and statvfs reads).
-#[derive(Message)]
-#[rtype(result = "Result<String>")]
-pub struct CollectMetrics;
-
-impl Handler<CollectMetrics> for Persistence {
-    type Result = Result<String>;
-    fn handle(&mut self, _: CollectMetrics, _: &mut Self::Context) -> Self::Result {
-        let engine = self.shared.engine.get()?;
-        let data_dir = engine
-            .path()
-            .parent()
-            .unwrap_or(engine.path())
-            .to_path_buf();
-        Ok(crate::metrics::render(
-            &engine,
-            &self.shared.status,
-            &data_dir,
-        ))
-    }
-}
-
-/// The address of the persistence actor plus a count of operations in
-/// flight, so a barrier can wait for every earlier operation.
+/// The persistence actor's address and the gate its work passes.
 #[derive(Clone)]
 pub struct PersistenceHandle {
     addr: Addr<Persistence>,
-    inflight: Arc<AtomicUsize>,
-    paused: Arc<std::sync::atomic::AtomicBool>,
+    slot: Arc<EngineSlot>,
     /// Other agents' memory servers that also receive published records.
-    external: Option<Arc<crate::bus::external::ExternalBus>>,
-}
-
-struct InflightGuard(Arc<AtomicUsize>);
-impl Drop for InflightGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
+    external: Option<Arc<crate::external::ExternalBus>>,
 }
 
 impl PersistenceHandle {
-    pub fn new(addr: Addr<Persistence>) -> Self {
+    pub fn new(addr: Addr<Persistence>, slot: Arc<EngineSlot>) -> Self {
         PersistenceHandle {
             addr,
-            inflight: Arc::new(AtomicUsize::new(0)),
-            paused: Arc::default(),
+            slot,
             external: None,
         }
     }
 
     /// Also offer every published record to these external targets.
-    pub fn with_external(
-        mut self,
-        external: Option<Arc<crate::bus::external::ExternalBus>>,
-    ) -> Self {
+    pub fn with_external(mut self, external: Option<Arc<crate::external::ExternalBus>>) -> Self {
         self.external = external;
         self
     }
 
-    pub fn external(&self) -> Option<&Arc<crate::bus::external::ExternalBus>> {
+    pub fn external(&self) -> Option<&Arc<crate::external::ExternalBus>> {
         self.external.as_ref()
     }
 
-    pub fn addr(&self) -> &Addr<Persistence> {
-        &self.addr
+    async fn send(&self, kind: WorkKind, pass: Option<Pass>) -> Result<Done> {
+        self.addr
+            .send(Work { kind, _pass: pass })
+            .await
+            .map_err(|e| Error::unavailable(format!("the persistence actor is not running: {e}")))?
     }
 
-    pub fn inflight(&self) -> usize {
-        self.inflight.load(Ordering::SeqCst)
+    async fn value(&self, kind: WorkKind) -> Result<Value> {
+        let pass = self.slot.enter()?;
+        match self.send(kind, Some(pass)).await? {
+            Done::Value(v) => Ok(v),
+            _ => Err(Error::internal(
+                "the persistence actor answered another kind of work",
+            )),
+        }
     }
 
     /// Run an operation on the persistence threads.
-    pub async fn call(&self, op: Op) -> Result<Value> {
-        // Count first, then check the gate: a quiesce that closed the gate
-        // after our check still waits for us.
-        self.inflight.fetch_add(1, Ordering::SeqCst);
-        let _guard = InflightGuard(self.inflight.clone());
-        if self.paused.load(Ordering::SeqCst) {
-            return Err(Error::unavailable(
-                "the store is paused for a restore; retry in a moment",
-            ));
-        }
-        self.addr
-            .send(Execute(op))
-            .await
-            .map_err(|e| Error::unavailable(format!("persistence actor is not running: {e}")))?
+    pub async fn call(&self, op: PersistenceOp) -> Result<Value> {
+        self.value(WorkKind::Op(op)).await
     }
 
+    /// Upsert one record of the daemon's own into the memory bus (and offer
+    /// it to the external bus).
     pub async fn publish(&self, namespace: &str, key: &str, value: Value) -> Result<()> {
         if let Some(x) = &self.external {
             x.offer(namespace, key, &value);
         }
-        self.addr
-            .send(Publish {
-                namespace: namespace.to_string(),
-                key: key.to_string(),
-                value,
-            })
-            .await
-            .map_err(|e| Error::unavailable(format!("persistence actor is not running: {e}")))?
+        self.value(WorkKind::Publish {
+            namespace: namespace.to_string(),
+            key: key.to_string(),
+            value,
+        })
+        .await
+        .map(|_| ())
     }
 
+    /// The Prometheus text of `/metrics` (blocking property reads).
     pub async fn metrics(&self) -> Result<String> {
-        self.addr
-            .send(CollectMetrics)
-            .await
-            .map_err(|e| Error::unavailable(format!("persistence actor is not running: {e}")))?
-    }
-
-    pub async fn collect_storage(&self) -> Result<super::VectorStorageRecord> {
-        self.addr
-            .send(CollectStorage)
-            .await
-            .map_err(|e| Error::unavailable(format!("persistence actor is not running: {e}")))?
-    }
-
-    /// Refuse new operations and wait (up to `timeout`) for running ones.
-    /// On timeout the gate is reopened and an error returned.
-    pub async fn quiesce(&self, timeout: Duration) -> Result<()> {
-        self.paused.store(true, Ordering::SeqCst);
-        let deadline = Instant::now() + timeout;
-        while self.inflight() > 0 {
-            if Instant::now() >= deadline {
-                self.resume();
-                return Err(Error::unavailable(format!(
-                    "could not quiesce writes: {} operations still running after {timeout:?}",
-                    self.inflight()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
+        let pass = self.slot.enter()?;
+        match self.send(WorkKind::Metrics, Some(pass)).await? {
+            Done::Text(t) => Ok(t),
+            _ => Err(Error::internal(
+                "the persistence actor answered another kind of work",
+            )),
         }
-        Ok(())
     }
 
-    /// Reopen the gate closed by [`quiesce`](Self::quiesce).
-    pub fn resume(&self) {
-        self.paused.store(false, Ordering::SeqCst);
-    }
-
-    /// Wait (up to `timeout`) until no operation is in flight, then flush.
-    /// Returns how many operations were still running at the deadline.
-    /// (Shutdown calls [`quiesce`](Self::quiesce) first, so none can start.)
-    pub async fn barrier(&self, timeout: Duration) -> Result<usize> {
-        let deadline = Instant::now() + timeout;
-        while self.inflight() > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(2)).await;
+    /// The figures behind the storage records (blocking property reads).
+    pub async fn collect_storage(&self) -> Result<VectorStorageRecord> {
+        let pass = self.slot.enter()?;
+        match self.send(WorkKind::Storage, Some(pass)).await? {
+            Done::Storage(r) => Ok(*r),
+            _ => Err(Error::internal(
+                "the persistence actor answered another kind of work",
+            )),
         }
-        let left = self.inflight();
-        self.addr
-            .send(Flush)
-            .await
-            .map_err(|e| Error::unavailable(format!("persistence actor is not running: {e}")))??;
-        Ok(left)
+    }
+
+    /// Shutdown: refuse new work, wait (up to `timeout`) for what is queued
+    /// or running, then make everything durable. The store stays quiesced.
+    pub async fn drain_and_flush(&self, timeout: Duration) -> Result<crate::engine::Quiesced> {
+        let quiesced = self.slot.quiesce(timeout).await?;
+        self.send(WorkKind::Flush, None).await?;
+        Ok(quiesced)
+    }
+}
+
+/// The watchdog's rule: ping while the store answers, or is only paused
+/// (a restore is swapping it); withhold the ping when the persistence actor
+/// is gone or the store fails, so systemd restarts the daemon.
+pub fn alive(health: &Result<Value>) -> bool {
+    match health {
+        Ok(_) => true,
+        Err(e) => e.kind == crate::error::ErrorKind::Paused,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::error::ErrorKind;
+    use crate::ops::SystemHealthParams;
+
+    #[test]
+    fn a_stopped_actor_is_unavailable_and_the_watchdog_withholds_its_ping() {
+        let sys = actix::System::new();
+        sys.block_on(async {
+            let (_dir, engine) = crate::engine::testutil::open_temp(ManualClock::new(0));
+            let slot = Arc::new(EngineSlot::new(engine));
+            let store = Store {
+                engine: slot.clone(),
+                locks: Arc::default(),
+                status: Arc::default(),
+            };
+            let addr = SyncArbiter::start(1, move || Persistence::new(store.clone()));
+            let handle = PersistenceHandle::new(addr.clone(), slot.clone());
+            let health = || PersistenceOp::SystemHealth(SystemHealthParams {});
+            let ok = handle.call(health()).await;
+            assert!(alive(&ok), "{:?}", ok.err());
+            // Paused for a restore: alive.
+            let paused = slot.quiesce(Duration::from_secs(5)).await.unwrap();
+            let r = handle.call(health()).await;
+            assert_eq!(r.as_ref().unwrap_err().kind, ErrorKind::Paused);
+            assert!(alive(&r));
+            drop(paused);
+            // The actor gone (its thread died mid-request): unavailable,
+            // and no ping; afterwards nothing answers at all, which the
+            // watchdog's timeout treats the same way.
+            let gone = handle.addr.send(Panic).await.map_err(|e| {
+                Error::unavailable(format!("the persistence actor is not running: {e}"))
+            });
+            assert_eq!(gone.as_ref().unwrap_err().kind, ErrorKind::Unavailable);
+            let gone: Result<Value> = gone.map(|_| Value::Null);
+            assert!(!alive(&gone));
+            let next =
+                tokio::time::timeout(Duration::from_millis(200), handle.call(health())).await;
+            assert!(
+                next.as_ref().map_or(true, |r| !alive(r)),
+                "a dead actor must never look alive: {next:?}"
+            );
+        });
+    }
+
+    /// Kills the actor's thread (test only).
+    struct Panic;
+    impl Message for Panic {
+        type Result = ();
+    }
+    impl Handler<Panic> for Persistence {
+        type Result = ();
+        fn handle(&mut self, _: Panic, _: &mut Self::Context) {
+            panic!("test: the persistence thread dies");
+        }
     }
 }

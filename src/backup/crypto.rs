@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
-use ring::rand::{SecureRandom, SystemRandom};
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -64,13 +64,7 @@ fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
-pub fn random<const N: usize>() -> Result<[u8; N]> {
-    let mut b = [0u8; N];
-    SystemRandom::new()
-        .fill(&mut b)
-        .map_err(|_| Error::internal("the system random generator failed"))?;
-    Ok(b)
-}
+pub use crate::fs::random;
 
 impl Keyring {
     /// Load a keyring; it must exist with mode 0600 (no group/other bits).

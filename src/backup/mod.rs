@@ -25,8 +25,10 @@
 //!   point-in-time restore of the base to exactly that sequence.
 
 pub mod crypto;
+pub mod params;
 pub mod progress;
 pub mod prune;
+mod service;
 pub mod target;
 pub mod wal;
 
@@ -42,10 +44,12 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use service::{default_destination, Service};
 pub use target::Target;
 
 use crate::clock::iso_ms;
 use crate::error::{Error, Result};
+use crate::fs::hex;
 
 pub const FORMAT_VERSION: u32 = 1;
 /// Files uploaded or downloaded at once.
@@ -148,10 +152,6 @@ pub struct BackupManifest {
     /// SHA-256 of this manifest serialised with `checksum` empty.
     #[serde(default)]
     pub checksum: String,
-}
-
-pub(crate) fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn sha256(b: &[u8]) -> String {
@@ -994,7 +994,7 @@ impl Target {
         if let Some(e) = first_error {
             return Err(e);
         }
-        crate::snapshot::fsync_dir(dir)?;
+        crate::fs::fsync_dir(dir)?;
         Ok(total)
     }
 

@@ -26,21 +26,34 @@ pub struct Target {
     pub progress: Arc<super::progress::Progress>,
 }
 
-/// reqwest (object_store's and rmcp's HTTP client) is built with rustls but
-/// without a bundled crypto provider: install ring once, before any client.
-pub fn install_crypto_provider() {
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+/// Check a location URL before anything uses it: it parses, and a
+/// `file://` URL names no host (`file://relative/path` would otherwise be
+/// read as host `relative`, path `/path`).
+pub fn check_url(url: &str) -> Result<url::Url> {
+    let bad = |why: String| Error::invalid(format!("backup location {url:?}: {why}"));
+    let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+    if parsed.scheme() == "file" {
+        if let Some(host) = parsed
+            .host_str()
+            .filter(|h| !h.is_empty() && *h != "localhost")
+        {
+            return Err(bad(format!(
+                "a file:// URL cannot name a host ({host:?}); for a local directory write \
+                 file:///absolute/path (three slashes) or just the path"
+            )));
+        }
+    }
+    Ok(parsed)
 }
 
 impl Target {
     /// Resolve a destination. A bare path is a local directory.
     pub fn open(url: &str) -> Result<Target> {
-        install_crypto_provider();
         let bad = |why: String| Error::invalid(format!("backup location {url:?}: {why}"));
         if !url.contains("://") {
             return Self::local(Path::new(url), url);
         }
-        let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+        let parsed = check_url(url)?;
         let prefix = ObjPath::from_url_path(parsed.path()).map_err(|e| bad(e.to_string()))?;
         let store: Arc<dyn ObjectStore> = match parsed.scheme() {
             "file" => return Self::local(Path::new(parsed.path()), url),

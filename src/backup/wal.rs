@@ -251,7 +251,7 @@ pub struct PassResult {
 }
 
 fn sha256_hex(b: &[u8]) -> String {
-    super::hex(&Sha256::digest(b))
+    crate::fs::hex(&Sha256::digest(b))
 }
 
 impl<'a> Archive<'a> {

@@ -7,9 +7,7 @@
 //! every read at once (against the injected [`Clock`]) and removed
 //! physically by the `memory` column family's compaction filter.
 
-pub mod external;
 mod search;
-pub mod tools;
 
 pub use search::{rank, tokenize};
 
@@ -100,6 +98,17 @@ impl Default for KeyLocks {
 pub struct MemoryStore<'a> {
     engine: &'a Engine,
     locks: &'a KeyLocks,
+}
+
+/// Does `ns` fall under a namespace pattern (`a/b` exact, `a/` or `a/*` prefix, `*` all)?
+pub fn namespace_matches(pattern: &str, ns: &str) -> bool {
+    if let Some(p) = pattern.strip_suffix('*') {
+        ns.starts_with(p)
+    } else if pattern.ends_with('/') {
+        ns.starts_with(pattern)
+    } else {
+        ns == pattern
+    }
 }
 
 pub fn check_namespace(ns: &str) -> Result<()> {
@@ -379,6 +388,3 @@ impl<'a> MemoryStore<'a> {
         .map(|_| ())
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::Conn;
+use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::rpc::client::Client;
 
 /// Bytes per `index_upload` call (the daemon takes up to 8 MiB).
 const CHUNK: usize = 4 << 20;
@@ -95,7 +95,7 @@ pub async fn put(cmd: &IndexPut) -> Result<String> {
     let Some(upload_id) = upload_id else {
         return Err(Error::internal("the daemon returned no upload id"));
     };
-    let sha = crate::backup::hex(&hash.finalize());
+    let sha = crate::fs::hex(&hash.finalize());
     let r = call(
         &client,
         "index_commit",
@@ -165,7 +165,7 @@ pub async fn get(cmd: &IndexGet) -> Result<String> {
             );
         }
     };
-    let got = crate::backup::hex(&hash.finalize());
+    let got = crate::fs::hex(&hash.finalize());
     if offset != size || got != sha {
         return Err(Error::corruption(format!(
             "index {:?}: read {offset} bytes with SHA-256 {got}, the daemon records {size} bytes \

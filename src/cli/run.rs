@@ -2,9 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use super::{Cli, Command};
+use super::{Cli, Command, Parsed};
 use crate::config::{Config, Overrides};
 use crate::error::{Error, Result};
 
@@ -43,8 +41,13 @@ fn serve(cli_config: Option<&std::path::Path>, overrides: &Overrides) -> Result<
         .block_on(crate::daemon::run(config, shutdown_signal()))
 }
 
-fn dispatch(cli: Cli) -> Result<String> {
-    let config_path = cli.config.as_deref();
+fn dispatch(config_path: Option<&std::path::Path>, parsed: Parsed) -> Result<String> {
+    let cli: Cli = match parsed {
+        Parsed::Op { op, params, conn } => {
+            return runtime()?.block_on(super::call::run(op, params, &conn))
+        }
+        Parsed::Other(cli) => cli,
+    };
     match cli.command {
         Command::Init { path, engine } => super::init(&path, &engine),
         Command::Serve(args) => serve(config_path, &args.overrides()).map(|_| String::new()),
@@ -60,8 +63,7 @@ fn dispatch(cli: Cli) -> Result<String> {
             runtime()?.block_on(async move {
                 let client = match connect {
                     Some(url) => {
-                        crate::rpc::client::Client::connect(&crate::rpc::client::Target::Url(url))
-                            .await?
+                        crate::client::Client::connect(&crate::client::Target::Url(url)).await?
                     }
                     None => {
                         crate::mcp::ensure_daemon(
@@ -80,14 +82,18 @@ fn dispatch(cli: Cli) -> Result<String> {
             Ok(String::new())
         }
         Command::Bench(args) => runtime()?.block_on(crate::bench::run(args)),
-        other => runtime()?.block_on(super::run_client(other)),
+        other => runtime()?.block_on(super::run_other(other)),
     }
 }
 
 /// `main` of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match dispatch(cli) {
+    let (config, parsed) = match super::parse_from(std::env::args_os()) {
+        Ok(p) => p,
+        Err(e) => e.exit(),
+    };
+    crate::tls::install_crypto_provider();
+    match dispatch(config.as_deref(), parsed) {
         Ok(out) => {
             if !out.is_empty() {
                 println!("{out}");
@@ -96,14 +102,7 @@ pub fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(match e.kind {
-                crate::error::ErrorKind::InvalidInput => 2,
-                crate::error::ErrorKind::NotFound => 3,
-                crate::error::ErrorKind::Unavailable => 4,
-                crate::error::ErrorKind::Corruption => 5,
-                crate::error::ErrorKind::PermissionDenied => 6,
-                _ => 1,
-            })
+            ExitCode::from(e.kind.exit_code())
         }
     }
 }

@@ -233,7 +233,7 @@ impl Engine {
                 }
                 self.expire_uploads(now, &mut batch)?;
                 Upload {
-                    upload_id: crate::backup::hex(&crate::backup::crypto::random::<12>()?),
+                    upload_id: crate::fs::hex(&crate::fs::random::<12>()?),
                     name: name.to_string(),
                     received: 0,
                     started_at_ms: now,
@@ -334,7 +334,7 @@ impl Engine {
             h.update(bytes);
             len += bytes.len() as u64;
         }
-        Ok((crate::backup::hex(&h.finalize()), len))
+        Ok((crate::fs::hex(&h.finalize()), len))
     }
 
     /// Make an upload the content of `name`, checking its size and (when
@@ -553,7 +553,7 @@ mod tests {
             .index_upload("hnsw-v2", Some(&up.upload_id), 4096, &bytes[4096..])
             .unwrap();
         assert_eq!(up.received, 10_000);
-        let digest = crate::backup::hex(&Sha256::digest(&bytes));
+        let digest = crate::fs::hex(&Sha256::digest(&bytes));
         let (info, prev) = e
             .index_commit(
                 "hnsw-v2",

@@ -12,11 +12,14 @@
 //! | `memory`   | namespace `\0` key           | `MemoryV1` codec (expiry+JSON)|
 //! | `sys`      | `collection/<name>`, `ctr/…` | `Json` / u64 counters (merge) |
 
+pub mod batch;
 pub mod indexes;
 mod kv;
+mod slot;
 mod vectors;
 
 pub use kv::ScanPage;
+pub use slot::{EngineSlot, Pass, Quiesced};
 pub use vectors::{CollectionInfo, Metric, VectorInput, VectorOut};
 
 use std::path::{Path, PathBuf};
@@ -238,7 +241,7 @@ pub(crate) fn descriptors(config: &Config) -> (Options, Vec<ColumnFamilyDescript
 const HISTORY_KEY: &[u8] = b"history_id";
 
 fn new_history_id() -> Result<String> {
-    Ok(crate::backup::crypto::random::<16>()?
+    Ok(crate::fs::random::<16>()?
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect())
@@ -362,11 +365,11 @@ impl Engine {
         for cf in Cf::ALL {
             probe.put_cf(self.cf(cf), b"", b"");
         }
-        let parsed = crate::cdc::parse_batch(probe.data())?;
+        let parsed = batch::parse_batch(probe.data())?;
         let mut ids = [0u32; Cf::ALL.len()];
         for (i, r) in parsed.records.iter().enumerate() {
             match r {
-                crate::cdc::Record::Put { cf, .. } if i < ids.len() => ids[i] = *cf,
+                batch::Record::Put { cf, .. } if i < ids.len() => ids[i] = *cf,
                 _ => {
                     return Err(Error::internal(
                         "probe batch did not decode as one put per column family",
@@ -456,10 +459,10 @@ impl Engine {
     /// concurrent callers are grouped by RocksDB's write thread into one
     /// WAL write and one fsync (group commit).
     ///
-    /// Every batch carries a commit mark (WAL log data, see [`crate::cdc`]):
+    /// Every batch carries a commit mark (WAL log data, see [`batch`]):
     /// its commit time and which puts overwrite an existing key.
     pub fn write(&self, mut batch: WriteBatch) -> Result<()> {
-        let mark = crate::cdc::mark_for(self, &batch, self.clock.now_ms())?;
+        let mark = batch::mark_for(self, &batch, self.clock.now_ms())?;
         batch.put_log_data(mark.encode());
         let bytes = batch.size_in_bytes() as u64;
         let mut wo = WriteOptions::default();
@@ -475,7 +478,7 @@ impl Engine {
     /// Write without fsync regardless of policy (bookkeeping such as access
     /// counters, where losing the last increments in a crash is acceptable).
     pub fn write_relaxed(&self, mut batch: WriteBatch) -> Result<()> {
-        let mark = crate::cdc::mark_for(self, &batch, self.clock.now_ms())?;
+        let mark = batch::mark_for(self, &batch, self.clock.now_ms())?;
         batch.put_log_data(mark.encode());
         let mut wo = WriteOptions::default();
         wo.set_sync(false);
@@ -531,6 +534,11 @@ impl Engine {
         self.db
             .flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
         Ok(())
+    }
+
+    /// Bytes in the memtables of every column family (what a flush writes).
+    pub fn memtable_bytes(&self) -> u64 {
+        self.property_sum("rocksdb.cur-size-all-mem-tables")
     }
 
     /// Start our background threads (the `interval` WAL syncer).
@@ -606,7 +614,7 @@ impl Engine {
             compression: self.compression.as_str().to_string(),
             latest_sequence: self.db.latest_sequence_number(),
             size_bytes,
-            disk_bytes: dir_size(&self.path),
+            disk_bytes: crate::fs::dir_size(&self.path),
             column_families,
             writes: self.counters.writes.load(Ordering::Relaxed),
             write_bytes: self.counters.write_bytes.load(Ordering::Relaxed),
@@ -615,96 +623,6 @@ impl Engine {
             uptime_secs: self.opened_at.elapsed().as_secs(),
         }
     }
-}
-
-/// The open engine, or none while a restore swaps the store. Operations take
-/// a clone of the `Arc` for their duration; a restore waits until no
-/// operation is in flight, takes the engine out (closing RocksDB when the
-/// last clone drops), swaps directories and puts the reopened engine back.
-#[derive(Debug, Default)]
-pub struct EngineSlot(
-    std::sync::RwLock<Option<Arc<Engine>>>,
-    std::sync::Mutex<Option<String>>,
-    /// Times the engine was taken out (a restore starts a new history).
-    AtomicU64,
-);
-
-impl EngineSlot {
-    pub fn new(engine: Arc<Engine>) -> Self {
-        EngineSlot(
-            std::sync::RwLock::new(Some(engine)),
-            Default::default(),
-            AtomicU64::new(0),
-        )
-    }
-
-    pub fn get(&self) -> Result<Arc<Engine>> {
-        if let Some(engine) = self.0.read().unwrap_or_else(|p| p.into_inner()).clone() {
-            return Ok(engine);
-        }
-        match self.1.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            Some(failed) => Err(Error::internal(failed)),
-            None => Err(Error::unavailable(
-                "the store is being restored; retry in a moment",
-            )),
-        }
-    }
-
-    /// The store could not be reopened: every request gets this error.
-    pub fn mark_failed(&self, message: &str) {
-        *self.1.lock().unwrap_or_else(|p| p.into_inner()) = Some(message.to_string());
-    }
-
-    /// Changes whenever the engine leaves service (restore, shutdown):
-    /// sequence numbers read before are not comparable with later ones.
-    pub fn generation(&self) -> u64 {
-        self.2.load(Ordering::SeqCst)
-    }
-
-    pub fn take(&self) -> Option<Arc<Engine>> {
-        self.2.fetch_add(1, Ordering::SeqCst);
-        self.0.write().unwrap_or_else(|p| p.into_inner()).take()
-    }
-
-    pub fn put(&self, engine: Arc<Engine>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some(engine);
-    }
-
-    /// Take the engine out of service and drop it once nobody else holds
-    /// it, which closes RocksDB and joins its background threads. If it is
-    /// still in use after `limit`, it is put back and an error returned.
-    pub fn close(&self, limit: Duration) -> Result<()> {
-        let Some(engine) = self.take() else {
-            return Ok(());
-        };
-        engine.stop_background();
-        let deadline = Instant::now() + limit;
-        while Arc::strong_count(&engine) > 1 {
-            if Instant::now() > deadline {
-                engine.start_background();
-                self.put(engine);
-                return Err(Error::unavailable(format!(
-                    "the store is still in use after {limit:?}; it stays open"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        drop(engine);
-        Ok(())
-    }
-}
-
-/// Bytes used by the files directly in `path` (RocksDB keeps a flat directory).
-pub fn dir_size(path: &Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter_map(|e| e.metadata().ok())
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 /// `sync = interval:<ms>`: fsync the WAL in the background until stopped

@@ -18,7 +18,19 @@ use crate::error::{Error, Result};
 const COLLECTION_PREFIX: &str = "collection/";
 const MAX_COLLECTION_NAME: usize = 128;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// How vectors are compared.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    Default,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Metric {
     #[default]
@@ -43,6 +55,20 @@ pub struct CollectionInfo {
 pub struct LooseFloats {
     pub values: Vec<f64>,
     pub first_bad: Option<(usize, String)>,
+}
+
+/// As it came (a CLI request is re-sent as JSON): the numbers, with the
+/// first element that was not a number back in its place, so the daemon
+/// names it.
+impl Serialize for LooseFloats {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut out: Vec<Value> = self.values.iter().map(|x| Value::from(*x)).collect();
+        if let Some((i, raw)) = &self.first_bad {
+            let bad = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.clone()));
+            out.insert((*i).min(out.len()), bad);
+        }
+        out.serialize(s)
+    }
 }
 
 impl<'de> Deserialize<'de> for LooseFloats {
@@ -82,15 +108,17 @@ impl<'de> Deserialize<'de> for LooseFloats {
 
 /// One vector of an upsert: floats as a JSON array (`vector`) or as base64
 /// of little-endian f32 (`vector_b64`), plus optional metadata object.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VectorInput {
     pub id: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Vec<f64>>")]
     pub vector: Option<LooseFloats>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vector_b64: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Map<String, Value>>")]
     pub metadata: Option<Value>,
 }
 

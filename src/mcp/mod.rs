@@ -3,8 +3,8 @@
 //! the background when none answers, and forwards each tool call to the
 //! JSON-RPC method of the same name. Results carry the JSON object as text
 //! in `content[0]` and as `structuredContent`; failures are `isError: true`
-//! with the daemon's message; unknown tools and malformed arguments are
-//! JSON-RPC errors (-32602).
+//! whose text starts with the error's kind (`invalid_input: …`,
+//! `not_found: …`); only an unknown tool is a JSON-RPC error (-32602).
 
 pub mod tools;
 
@@ -20,8 +20,8 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
 use serde_json::Value;
 
+use crate::client::{Client, Target};
 use crate::error::{Error, Result};
-use crate::rpc::client::{CallError, Client, Target};
 
 pub struct McpServer {
     client: Client,
@@ -69,6 +69,16 @@ impl ServerHandler for McpServer {
             ));
         }
         let args = Value::Object(request.arguments.unwrap_or_default());
+        // Arguments that do not fit the tool's schema are a tool error
+        // naming the field (MCP 2025-11-25, SEP-1303), so the model can
+        // correct itself; they are checked here, with the server's own
+        // types, before anything is sent.
+        if let Err(e) = crate::ops::Op::parse(&name, Some(&args.to_string())) {
+            return Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+                "invalid_input: {e}"
+            ))])
+            .into());
+        }
         match self.client.call(&name, args).await {
             Ok(value) => {
                 let failed = value.get("success") == Some(&Value::Bool(false));
@@ -79,13 +89,15 @@ impl ServerHandler for McpServer {
                 }
                 .into())
             }
-            Err(CallError::Remote(r)) if r.is_protocol() => {
-                Err(McpError::invalid_params(r.error.message, None))
+            Err(e) => {
+                let e = e.into_error();
+                Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+                    "{}: {name} failed: {}",
+                    e.kind.as_str(),
+                    e.message
+                ))])
+                .into())
             }
-            Err(e) => Ok(CallToolResult::error(vec![ContentBlock::text(format!(
-                "{name} failed: {e}"
-            ))])
-            .into()),
         }
     }
 }

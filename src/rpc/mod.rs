@@ -1,14 +1,13 @@
 //! The JSON-RPC 2.0 door (jsonrpsee, HTTP and WebSocket on one port).
-//! Every method of [`crate::ops::METHODS`] is registered the same way: parse
-//! the named params into an [`Op`], refuse if shutting down, send it to the
-//! persistence actor, map errors in [`error`].
+//! Every method of the operation table ([`crate::ops::OPS`]) is registered
+//! the same way: parse the named params into an [`Op`], check the token's
+//! grant against what the operation declares, refuse if shutting down, send
+//! it to the actor that serves it ([`Router`]), map errors in [`error`].
 
 pub mod auth_http;
 pub mod changes;
-pub mod client;
 pub mod error;
 pub mod metrics_http;
-pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +22,7 @@ use tracing::Instrument;
 use crate::actors::Router;
 use crate::engine::EngineSlot;
 use crate::error::{Error, Result};
-use crate::ops::{Op, METHODS};
+use crate::ops::Op;
 
 /// What the RPC methods share.
 pub struct RpcState {
@@ -73,7 +72,7 @@ impl RpcState {
     ) -> Result<Value, ErrorObjectOwned> {
         let t0 = std::time::Instant::now();
         let op = Op::parse(method, params).map_err(|e| error::parse_to_rpc(&e))?;
-        self.authorize(identity.as_ref(), |g| g.check(&op))
+        self.authorize(identity.as_ref(), |g| g.allows(&op.access(), op.method()))
             .map_err(|e| error::to_rpc(&e))?;
         let parse_us = t0.elapsed().as_micros() as u64;
         if !self.accepting.load(Ordering::SeqCst) {
@@ -233,7 +232,7 @@ fn serve_tls(
 /// Every method and the change subscription.
 fn methods(state: Arc<RpcState>) -> Result<RpcModule<RpcState>> {
     let mut module = RpcModule::from_arc(state);
-    for &method in METHODS {
+    for method in crate::ops::methods() {
         module
             .register_async_method(method, move |params, ctx, ext| async move {
                 let identity = ext.get::<crate::auth::Identity>().cloned();

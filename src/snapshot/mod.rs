@@ -8,12 +8,15 @@
 //! without a readable manifest is never listed or restored, and is removed
 //! when the store is opened. Deletion renames to `.deleting-<name>` first.
 
+pub mod params;
 pub mod restore;
 pub mod retention;
+mod service;
+
+pub use service::Service;
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -22,9 +25,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::iso_ms;
-use crate::daemon::write_atomic;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::fs::{crc32c_file, fsync_dir, write_atomic};
 
 pub const MANIFEST: &str = "snapshot.json";
 pub const VERIFY_RECORD: &str = "verify.json";
@@ -33,13 +36,24 @@ const CHECKSUM_CACHE: &str = ".sst-checksums.json";
 const MAX_NAME: usize = 128;
 
 /// Why a snapshot was taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    Default,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     #[default]
     Manual,
     Scheduled,
-    /// Taken automatically by a restore: the state it replaced.
+    // Taken automatically by a restore: the state it replaced.
     Undo,
 }
 
@@ -149,31 +163,8 @@ struct FileId {
     mtime_ns: i64,
 }
 
-/// CRC32C of a file, reading in 1 MiB chunks (hardware CRC with SSE4.2).
-pub fn crc32c_file(path: &Path) -> std::io::Result<(u32, u64)> {
-    let mut f = fs::File::open(path)?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut crc = 0u32;
-    let mut n = 0u64;
-    loop {
-        let r = f.read(&mut buf)?;
-        if r == 0 {
-            return Ok((crc, n));
-        }
-        crc = crc32c::crc32c_append(crc, &buf[..r]);
-        n += r as u64;
-    }
-}
-
 fn io_err(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::io(format!("{what}: {e}"))
-}
-
-/// fsync a directory (so renames and new entries in it are durable).
-pub fn fsync_dir(dir: &Path) -> Result<()> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(format!("syncing {}", dir.display())))
 }
 
 /// The snapshot directory of one data dir.

@@ -23,22 +23,11 @@ use crate::error::{Error, Result};
 pub const LIVE_DIR: &str = "db";
 pub const RESTORE_TMP: &str = "db.restore-tmp";
 
-/// Kill the process here if the crash-injection variable names this point.
-pub fn crash_point(point: &str) {
-    if std::env::var("RUVECTOR_STORAGE_CRASH_AT").as_deref() == Ok(point) {
-        tracing::warn!(point, "crash injection: SIGKILL");
-        // SAFETY: raising SIGKILL on ourselves; no memory is touched.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
-    }
-}
-
 fn io_err(what: String) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::io(format!("{what}: {e}"))
 }
 
-use super::fsync_dir;
+use crate::fs::fsync_dir;
 
 /// Remove leftovers of an interrupted restore. Called before the store opens.
 pub fn recover(data_dir: &Path) -> Result<()> {

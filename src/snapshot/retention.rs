@@ -14,15 +14,29 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Which snapshots (or backups) to keep.
+#[derive(
+    Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema, clap::Args,
+)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Policy {
+    /// Keep the n newest.
+    #[arg(long)]
     pub keep_last: Option<u32>,
+    /// Keep the newest of each of the n most recent hours that have one.
+    #[arg(long)]
     pub keep_hourly: Option<u32>,
+    /// Keep the newest of each of the n most recent days that have one.
+    #[arg(long)]
     pub keep_daily: Option<u32>,
+    /// Keep the newest of each of the n most recent ISO weeks that have one.
+    #[arg(long)]
     pub keep_weekly: Option<u32>,
+    /// Keep the newest of each of the n most recent months that have one.
+    #[arg(long)]
     pub keep_monthly: Option<u32>,
-    /// A duration such as `36h`, `7d`, `2w`, `1d12h`.
+    /// Keep every one taken within this long of the newest, e.g. 36h, 7d, 2w, 1d12h.
+    #[arg(long)]
     pub keep_within: Option<String>,
 }
 

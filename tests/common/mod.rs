@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ruvector_storage::rpc::client::{read_daemon_info, Client};
+use ruvector_storage::client::{read_daemon_info, Client};
 use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ruvector-storage");
@@ -131,7 +131,7 @@ pub async fn ok(c: &Client, method: &str, params: Value) -> Value {
 pub async fn err(c: &Client, method: &str, params: Value) -> (i32, String) {
     match c.call(method, params.clone()).await {
         Ok(v) => panic!("{method}({params}) unexpectedly succeeded: {v}"),
-        Err(ruvector_storage::rpc::client::CallError::Remote(r)) => (r.code, r.error.message),
+        Err(ruvector_storage::client::CallError::Remote(r)) => (r.code, r.error.message),
         Err(e) => panic!("{method}: transport error {e}"),
     }
 }

@@ -1,5 +1,5 @@
-use super::tools::*;
 use super::*;
+use crate::bus::KeyLocks;
 use crate::clock::ManualClock;
 use crate::engine::testutil::open_temp;
 use serde_json::{json, Value};

@@ -15,6 +15,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod access;
+mod bus;
+
+pub use access::{AuthConfig, Secret, TlsConfig, TokenConfig, MIN_TOKEN_CHARS};
+pub use bus::{BusConfig, ExternalTarget};
+
 /// Default JSON-RPC address (HTTP and WebSocket on one port).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7411";
 /// Default data directory, relative to the working directory.
@@ -52,7 +58,7 @@ pub struct Config {
     pub cdc: CdcConfig,
     /// Bearer tokens and their namespace grants. Required to listen on
     /// anything but loopback.
-    pub auth: crate::auth::AuthConfig,
+    pub auth: AuthConfig,
     /// TLS 1.3 for the JSON-RPC port (HTTPS and WSS).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
@@ -99,22 +105,6 @@ impl Default for BackupConfig {
             keyring: None,
         }
     }
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct BusConfig {
-    /// Other agents' memory servers that also receive the records.
-    pub external: Vec<crate::bus::external::ExternalTarget>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct TlsConfig {
-    /// PEM certificate chain (leaf first).
-    pub cert: PathBuf,
-    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -357,8 +347,8 @@ impl Config {
         for (i, t) in self.bus.external.iter().enumerate() {
             t.validate(&format!("bus.external[{i}]"))?;
         }
-        let auth = crate::auth::Authenticator::from_config(&self.auth)?;
-        if !addr.ip().is_loopback() && auth.is_none() {
+        self.auth.validate()?;
+        if !addr.ip().is_loopback() && self.auth.tokens.is_empty() {
             return Err(Error::invalid(format!(
                 "listen = {:?} is not a loopback address: configure [[auth.tokens]] \
                  (refusing to serve an unauthenticated API beyond this machine)",

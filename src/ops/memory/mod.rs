@@ -3,10 +3,14 @@
 //! `memory_search`, `memory_delete`, `memory_list`, `memory_stats` (v3).
 //! Field names follow INTEROP.md; every result carries `timestamp`.
 
-use serde::Deserialize;
+use clap::Args;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{rank, tokenize, Entry, MemoryStore, NewEntry, OnExisting, DEFAULT_NAMESPACE};
+use super::{schema, Blocking, Store};
+use crate::auth::Access;
+use crate::bus::{rank, tokenize, Entry, MemoryStore, NewEntry, OnExisting, DEFAULT_NAMESPACE};
 use crate::clock::iso_ms;
 use crate::engine::Cf;
 use crate::error::{Error, Result};
@@ -15,66 +19,182 @@ const V2_LIST_MAX: usize = 100;
 const V2_SEARCH_MAX: usize = 50;
 const V3_LIST_MAX: usize = 10_000;
 
-#[derive(Debug, Clone, Deserialize)]
+/// claude-flow v2 memory tool: store, retrieve, list, delete or search (substring) entries of a namespace in the durable swarm memory. TTL in seconds.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Args)]
 pub struct MemoryUsageParams {
+    #[arg(long)]
+    #[schemars(extend("enum" = ["store", "retrieve", "list", "delete", "search"]))]
     pub action: String,
     #[serde(default)]
+    #[arg(long)]
     pub key: Option<String>,
+    // The value to store, or the pattern of a search. (Fields of the v2
+    // tool carry no doc comment: its schema is claude-flow's, verbatim.)
     #[serde(default)]
+    #[arg(long, value_parser = text_value, help = "The value to store, or the pattern of a search")]
+    #[schemars(with = "Option<String>")]
     pub value: Option<Value>,
+    #[serde(default = "default_namespace", deserialize_with = "namespace_or_null")]
+    #[arg(long, default_value = DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    // Time to live, seconds.
     #[serde(default)]
-    pub namespace: Option<String>,
-    #[serde(default)]
+    #[arg(long, help = "Time to live, seconds")]
     pub ttl: Option<f64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+impl MemoryUsageParams {
+    /// store and delete write; the other actions read.
+    pub fn access(&self) -> Access {
+        match self.action.as_str() {
+            "store" | "delete" => Access::write(&self.namespace),
+            _ => Access::read(&self.namespace),
+        }
+    }
+}
+
+/// Store a value under a key in a namespace. Storing an existing key is an error unless upsert is true.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Args)]
 pub struct MemoryStoreParams {
+    /// Entry key.
+    #[arg(long)]
     pub key: String,
+    /// Value: a string or a JSON object.
+    #[arg(long, value_parser = text_value)]
+    #[schemars(schema_with = "schema::string_or_object")]
     pub value: Value,
+    #[serde(default = "default_namespace", deserialize_with = "namespace_or_null")]
+    #[arg(long, default_value = DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// Tags (CLI: comma-separated).
     #[serde(default)]
-    pub namespace: Option<String>,
-    #[serde(default)]
+    #[arg(long, value_delimiter = ',')]
     pub tags: Option<Vec<String>>,
+    /// Time to live in seconds.
     #[serde(default)]
+    #[arg(long)]
     pub ttl: Option<f64>,
+    /// Overwrite an existing key.
     #[serde(default)]
-    pub upsert: Option<bool>,
+    #[arg(long)]
+    pub upsert: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct MemoryKeyParams {
+/// Read one entry by key.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Args)]
+pub struct MemoryRetrieveParams {
+    #[arg(long)]
     pub key: String,
-    #[serde(default)]
-    pub namespace: Option<String>,
+    #[serde(default = "default_namespace", deserialize_with = "namespace_or_null")]
+    #[arg(long, default_value = DEFAULT_NAMESPACE)]
+    pub namespace: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Delete one entry by key.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Args)]
+pub struct MemoryDeleteParams {
+    #[arg(long)]
+    pub key: String,
+    #[serde(default = "default_namespace", deserialize_with = "namespace_or_null")]
+    #[arg(long, default_value = DEFAULT_NAMESPACE)]
+    pub namespace: String,
+}
+
+/// Rank entries by relevance to a query (BM25 over the words of key and value, scores 0..1). Without namespace, searches all namespaces.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Args)]
 pub struct MemorySearchParams {
+    #[arg(long)]
     pub query: String,
     #[serde(default)]
+    #[arg(long)]
     pub namespace: Option<String>,
-    #[serde(default)]
-    pub limit: Option<f64>,
-    #[serde(default)]
-    pub threshold: Option<f64>,
+    /// Results at most (an integer in 1..=1000).
+    #[serde(default = "default_search_limit")]
+    #[arg(long, default_value_t = default_search_limit())]
+    pub limit: Number,
+    /// Lowest score returned.
+    #[serde(default = "default_threshold")]
+    #[arg(long, default_value_t = default_threshold())]
+    #[schemars(range(min = 0, max = 1))]
+    pub threshold: f64,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+/// List entries, newest first; filter by namespace and by tags (an entry must carry all of them).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Args)]
 pub struct MemoryListParams {
     #[serde(default)]
+    #[arg(long)]
     pub namespace: Option<String>,
+    /// Entries at most (an integer in 1..=10000).
+    #[serde(default = "default_list_limit")]
+    #[arg(long, default_value_t = default_list_limit())]
+    pub limit: Number,
+    /// Only entries carrying all of these (CLI: comma-separated).
     #[serde(default)]
-    pub limit: Option<f64>,
-    #[serde(default)]
+    #[arg(long, value_delimiter = ',')]
     pub tags: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+/// Entries, namespaces in use, bytes on disk and backend of the memory store.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, Args)]
 pub struct MemoryStatsParams {}
 
-fn ns_or_default(ns: &Option<String>) -> &str {
-    ns.as_deref().unwrap_or(DEFAULT_NAMESPACE)
+fn default_namespace() -> String {
+    DEFAULT_NAMESPACE.to_string()
+}
+
+/// A namespace given as `null` is the default one (as when absent).
+fn namespace_or_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_else(default_namespace))
+}
+
+const fn default_search_limit() -> Number {
+    Number(10.0)
+}
+
+const fn default_threshold() -> f64 {
+    0.3
+}
+
+const fn default_list_limit() -> Number {
+    Number(100.0)
+}
+
+/// A JSON number as claude-flow sends it (`10` or `10.0`), written back as
+/// an integer when it is whole; its schema is `{"type": "number"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, JsonSchema)]
+#[serde(transparent)]
+#[schemars(transparent)]
+pub struct Number(pub f64);
+
+impl Serialize for Number {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if self.0.fract() == 0.0 && self.0.abs() < 1e15 {
+            s.serialize_i64(self.0 as i64)
+        } else {
+            s.serialize_f64(self.0)
+        }
+    }
+}
+
+impl std::fmt::Display for Number {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::str::FromStr for Number {
+    type Err = std::num::ParseFloatError;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        s.parse().map(Number)
+    }
+}
+
+/// A CLI value is stored as the string it is.
+fn text_value(s: &str) -> std::result::Result<Value, String> {
+    Ok(Value::String(s.to_string()))
 }
 
 fn now_iso(store: &MemoryStore) -> String {
@@ -102,15 +222,14 @@ fn value_to_string(v: Value) -> (String, bool) {
     }
 }
 
-fn limit_of(limit: Option<f64>, default: usize, max: usize) -> Result<usize> {
-    match limit {
-        None => Ok(default),
-        Some(l) if l.is_finite() && l >= 1.0 && l.fract() == 0.0 && l <= max as f64 => {
-            Ok(l as usize)
-        }
-        Some(l) => Err(Error::invalid(format!(
+/// claude-flow sends limits as JSON numbers: they must be whole.
+fn limit_of(Number(l): Number, max: usize) -> Result<usize> {
+    if l.is_finite() && l >= 1.0 && l.fract() == 0.0 && l <= max as f64 {
+        Ok(l as usize)
+    } else {
+        Err(Error::invalid(format!(
             "limit {l} must be an integer in 1..={max}"
-        ))),
+        )))
     }
 }
 
@@ -127,7 +246,7 @@ fn metadata(e: &Entry) -> Value {
 
 /// claude-flow v2 `memory_usage`.
 pub fn memory_usage(store: &MemoryStore, p: MemoryUsageParams) -> Result<Value> {
-    let ns = ns_or_default(&p.namespace).to_string();
+    let ns = p.namespace.clone();
     let need_key = |action: &str| {
         p.key
             .clone()
@@ -242,10 +361,10 @@ pub fn memory_usage(store: &MemoryStore, p: MemoryUsageParams) -> Result<Value> 
 
 /// v3 `memory_store`: storing an existing key without `upsert` is an error.
 pub fn memory_store(store: &MemoryStore, p: MemoryStoreParams) -> Result<Value> {
-    let ns = ns_or_default(&p.namespace).to_string();
+    let ns = p.namespace.clone();
     let (value, structured) = value_to_string(p.value);
     let size = value.len();
-    let on_existing = if p.upsert.unwrap_or(false) {
+    let on_existing = if p.upsert {
         OnExisting::Overwrite
     } else {
         OnExisting::Fail
@@ -267,8 +386,8 @@ pub fn memory_store(store: &MemoryStore, p: MemoryStoreParams) -> Result<Value> 
     )
 }
 
-pub fn memory_retrieve(store: &MemoryStore, p: MemoryKeyParams) -> Result<Value> {
-    let ns = ns_or_default(&p.namespace).to_string();
+pub fn memory_retrieve(store: &MemoryStore, p: MemoryRetrieveParams) -> Result<Value> {
+    let ns = p.namespace.clone();
     let ts = now_iso(store);
     Ok(match store.get(&ns, &p.key)? {
         None => json!({"success": true, "key": p.key, "namespace": ns, "found": false,
@@ -281,8 +400,8 @@ pub fn memory_retrieve(store: &MemoryStore, p: MemoryKeyParams) -> Result<Value>
     })
 }
 
-pub fn memory_delete(store: &MemoryStore, p: MemoryKeyParams) -> Result<Value> {
-    let ns = ns_or_default(&p.namespace).to_string();
+pub fn memory_delete(store: &MemoryStore, p: MemoryDeleteParams) -> Result<Value> {
+    let ns = p.namespace.clone();
     let deleted = store.delete(&ns, &p.key)?;
     Ok(
         json!({"success": true, "key": p.key, "namespace": ns, "deleted": deleted,
@@ -293,8 +412,8 @@ pub fn memory_delete(store: &MemoryStore, p: MemoryKeyParams) -> Result<Value> {
 /// v3 `memory_search`: BM25 over the tokens of key and value, best first.
 /// Without a namespace it searches every namespace (each result names its own).
 pub fn memory_search(store: &MemoryStore, p: MemorySearchParams) -> Result<Value> {
-    let limit = limit_of(p.limit, 10, 1000)?;
-    let threshold = p.threshold.unwrap_or(0.3);
+    let limit = limit_of(p.limit, 1000)?;
+    let threshold = p.threshold;
     if !(0.0..=1.0).contains(&threshold) {
         return Err(Error::invalid(format!(
             "threshold {threshold} must be in 0..=1"
@@ -332,7 +451,7 @@ pub fn memory_search(store: &MemoryStore, p: MemorySearchParams) -> Result<Value
 
 /// v3 `memory_list`: newest first; `tags` keeps entries carrying all of them.
 pub fn memory_list(store: &MemoryStore, p: MemoryListParams) -> Result<Value> {
-    let limit = limit_of(p.limit, 100, V3_LIST_MAX)?;
+    let limit = limit_of(p.limit, V3_LIST_MAX)?;
     let want_tags = p.tags.unwrap_or_default();
     let mut entries: Vec<Entry> = store
         .entries(p.namespace.as_deref())?
@@ -387,3 +506,28 @@ pub fn memory_stats(store: &MemoryStore, _p: MemoryStatsParams) -> Result<Value>
         "backend": "rocksdb", "storePath": stats.path, "timestamp": now_iso(store)}),
     )
 }
+
+/// The memory tools run on the persistence actor's threads.
+macro_rules! on_memory {
+    ($( $params:ty => $tool:ident; )*) => {
+        $( impl Blocking<Store> for $params {
+            fn run(self, s: &Store) -> Result<Value> {
+                let engine = s.engine.get()?;
+                $tool(&MemoryStore::new(&engine, &s.locks), self)
+            }
+        } )*
+    };
+}
+
+on_memory! {
+    MemoryUsageParams => memory_usage;
+    MemoryStoreParams => memory_store;
+    MemoryRetrieveParams => memory_retrieve;
+    MemoryDeleteParams => memory_delete;
+    MemorySearchParams => memory_search;
+    MemoryListParams => memory_list;
+    MemoryStatsParams => memory_stats;
+}
+
+#[cfg(test)]
+mod tests;

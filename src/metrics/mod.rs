@@ -10,6 +10,8 @@ use std::path::Path;
 use rocksdb::statistics::{Histogram, Ticker};
 
 use crate::engine::Engine;
+
+pub mod records;
 use crate::status::StatusBoard;
 
 /// Disk usage at or above this fraction raises the alert.
@@ -249,7 +251,7 @@ pub fn render(engine: &Engine, board: &StatusBoard, data_dir: &Path) -> String {
         "Bytes returned by point reads.",
         st.read_bytes as f64,
     );
-    let rec = crate::actors::storage_record(engine, &st);
+    let rec = records::storage_record(engine, &st);
     o.one(
         "ruvector_storage_compression_ratio",
         "gauge",

@@ -19,83 +19,22 @@ use std::time::Duration;
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::ServiceExt;
-use serde::{Deserialize, Serialize};
+
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use crate::cdc::namespace_matches;
+use crate::bus::namespace_matches;
+use crate::client::{Client, Credentials};
+pub use crate::config::ExternalTarget;
 use crate::error::{Error, Result};
-use crate::rpc::client::{Client, Credentials};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One `[[bus.external]]` target.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct ExternalTarget {
-    /// A label for logs and `stats`.
-    pub name: String,
-    /// A JSON-RPC endpoint (`http://…` or `https://…`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// An MCP server reached over streamable HTTP (`http://…/mcp`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mcp_url: Option<String>,
-    /// An MCP server to spawn and talk to over stdio: program and arguments.
-    pub command: Vec<String>,
-    /// Tool / method to call: `memory_store` (v3) or `memory_usage` (v2).
-    /// Default: `memory_store` if the MCP server lists it, else `memory_usage`;
-    /// `memory_store` for JSON-RPC.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tool: Option<String>,
-    /// Which namespaces to forward (patterns as in `[auth]`). Default: all.
-    pub namespaces: Vec<String>,
-    /// Environment variable holding a bearer token for `url` or `mcp-url`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub token_env: Option<String>,
-}
-
-impl ExternalTarget {
-    pub fn validate(&self, at: &str) -> Result<()> {
-        if self.name.trim().is_empty() {
-            return Err(Error::invalid(format!("{at}: name is required")));
-        }
-        let given = [
-            self.url.is_some(),
-            self.mcp_url.is_some(),
-            !self.command.is_empty(),
-        ];
-        if given.iter().filter(|g| **g).count() != 1 {
-            return Err(Error::invalid(format!(
-                "{at}: give exactly one of url (JSON-RPC), mcp-url (MCP over streamable HTTP) \
-                 or command (MCP over stdio)"
-            )));
-        }
-        for (field, u) in [("url", &self.url), ("mcp-url", &self.mcp_url)] {
-            if let Some(u) = u.as_ref().filter(|u| {
-                !(u.starts_with("http://") || u.starts_with("https://"))
-                    || url::Url::parse(u).is_err()
-            }) {
-                return Err(Error::invalid(format!(
-                    "{at}: {field} {u:?} must be an http:// or https:// URL"
-                )));
-            }
-        }
-        if let Some(t) = &self.tool {
-            if t != "memory_store" && t != "memory_usage" {
-                return Err(Error::invalid(format!(
-                    "{at}: tool {t:?} must be memory_store or memory_usage"
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    fn wants(&self, ns: &str) -> bool {
-        self.namespaces.is_empty() || self.namespaces.iter().any(|p| namespace_matches(p, ns))
-    }
+/// Does this target take records of namespace `ns`?
+fn wants(cfg: &ExternalTarget, ns: &str) -> bool {
+    cfg.namespaces.is_empty() || cfg.namespaces.iter().any(|p| namespace_matches(p, ns))
 }
 
 /// What `stats` shows per target.
@@ -157,7 +96,7 @@ impl ExternalBus {
     /// Queue a record for every target that wants its namespace (never blocks).
     pub fn offer(&self, namespace: &str, key: &str, value: &Value) {
         for t in &self.targets {
-            if t.cfg.wants(namespace) {
+            if wants(&t.cfg, namespace) {
                 lock(&t.pending).insert((namespace.to_string(), key.to_string()), value.clone());
                 t.wake.notify_one();
             }
@@ -218,8 +157,6 @@ async fn connect(cfg: &ExternalTarget) -> Result<Conn> {
     if let Some(url) = &cfg.mcp_url {
         use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
         use rmcp::transport::StreamableHttpClientTransport;
-        // reqwest is built without a default crypto provider: install ring.
-        crate::backup::target::install_crypto_provider();
         let mut conf = StreamableHttpClientTransportConfig::with_uri(url.as_str());
         if let Some(t) = token(cfg)? {
             conf = conf.auth_header(t);

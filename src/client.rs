@@ -15,8 +15,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio_rustls::rustls;
 
-use super::error::{from_rpc, RemoteError};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result, RPC_INVALID_PARAMS, RPC_METHOD_NOT_FOUND};
 
 pub const DAEMON_JSON: &str = "daemon.json";
 
@@ -170,6 +169,31 @@ impl Notifications {
     /// or the connection drops.
     pub async fn next(&mut self) -> Option<std::result::Result<Value, serde_json::Error>> {
         self.sub.next().await
+    }
+}
+
+/// An error as a client received it: the JSON-RPC code and the error it
+/// stands for (kind from the code, the daemon's message).
+#[derive(Debug, Clone)]
+pub struct RemoteError {
+    pub code: i32,
+    pub error: Error,
+}
+
+impl RemoteError {
+    /// The request itself was malformed (unknown method or bad params shape).
+    pub fn is_protocol(&self) -> bool {
+        self.code == RPC_METHOD_NOT_FOUND || self.code == RPC_INVALID_PARAMS
+    }
+}
+
+fn from_rpc(obj: &jsonrpsee::types::ErrorObject<'_>) -> RemoteError {
+    RemoteError {
+        code: obj.code(),
+        error: Error::new(
+            ErrorKind::from_rpc_code(obj.code()),
+            obj.message().to_string(),
+        ),
     }
 }
 

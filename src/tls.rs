@@ -1,7 +1,7 @@
-//! TLS 1.3 (rustls, ring) for the JSON-RPC port: each accepted connection
-//! is handshaken, then served by the same jsonrpsee service (HTTP and
-//! WebSocket) as the plain listener. Plaintext connections fail the
-//! handshake and are closed.
+//! TLS (rustls with ring): the process-wide crypto provider, and TLS 1.3
+//! for the JSON-RPC port, where each accepted connection is handshaken,
+//! then served by the same jsonrpsee service (HTTP and WebSocket) as the
+//! plain listener. Plaintext connections fail the handshake and are closed.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,6 +9,16 @@ use std::sync::Arc;
 use tokio_rustls::rustls;
 
 use crate::error::{Error, Result};
+
+/// reqwest (object_store's and rmcp's HTTP client) is built with rustls but
+/// without a bundled crypto provider: the process installs ring once, at
+/// start (in `cli::main`), before any client exists. Idempotent.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
 
 /// Load a certificate chain and key into a TLS-1.3-only server config.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {

@@ -1,0 +1,176 @@
+//! The generated command line: every operation has its subcommand, and the
+//! flags of each become params the daemon accepts.
+
+use serde_json::{json, Value};
+
+use super::*;
+
+fn params_of(args: &[&str]) -> (&'static str, Value) {
+    let argv = std::iter::once("ruvector-storage").chain(args.iter().copied());
+    match parse_from(argv) {
+        Ok((_, Parsed::Op { op, params, .. })) => (op.method, params),
+        Ok((_, Parsed::Other(c))) => panic!("{args:?} is not an operation: {:?}", c.command),
+        Err(e) => panic!("{args:?}: {e}"),
+    }
+}
+
+#[test]
+fn the_command_tree_is_consistent() {
+    command().debug_assert();
+}
+
+/// One command line per operation; each parses into params the daemon's
+/// own parser accepts, and together they cover the whole table.
+#[test]
+fn every_operation_has_a_command_whose_flags_the_daemon_accepts() {
+    let cases: &[&[&str]] = &[
+        &["write", "--key", "k", "--value", "v"],
+        &["read", "--key", "k"],
+        &["delete", "--key", "k"],
+        &["scan", "--prefix", "p"],
+        &["stats", "--detailed"],
+        &["collection", "create", "--name", "c", "--dimension", "3"],
+        &["collection", "list"],
+        &[
+            "vector",
+            "upsert",
+            "--collection",
+            "c",
+            "--vector",
+            r#"{"id":"a","vector":[1,2,3]}"#,
+        ],
+        &[
+            "vector",
+            "get",
+            "--collection",
+            "c",
+            "--id",
+            "a",
+            "--encoding",
+            "base64",
+        ],
+        &[
+            "vector",
+            "delete",
+            "--collection",
+            "c",
+            "--id",
+            "a",
+            "--id",
+            "b",
+        ],
+        &["memory", "usage", "--action", "list"],
+        &[
+            "memory", "store", "--key", "k", "--value", "v", "--tags", "a,b", "--upsert",
+        ],
+        &["memory", "retrieve", "--key", "k"],
+        &["memory", "search", "--query", "q", "--limit", "5"],
+        &["memory", "delete", "--key", "k", "--namespace", "n"],
+        &["memory", "list", "--namespace", "n"],
+        &["memory", "stats"],
+        &["health"],
+        &["wal", "checkpoint"],
+        &["index", "upload", "--name", "i", "--data", ""],
+        &[
+            "index",
+            "commit",
+            "--name",
+            "i",
+            "--upload-id",
+            "u",
+            "--index-type",
+            "hnsw",
+        ],
+        &["index", "read", "--name", "i"],
+        &["index", "list"],
+        &["index", "delete", "--name", "i"],
+        &["snapshot", "create", "--verify"],
+        &["snapshot", "list", "--with-size"],
+        &["snapshot", "restore", "--name", "n"],
+        &["snapshot", "delete", "--name", "n", "--confirm"],
+        &["snapshot", "verify"],
+        &[
+            "snapshot",
+            "prune",
+            "--keep-last",
+            "3",
+            "--dry-run",
+            "--kind",
+            "scheduled",
+        ],
+        &["backup", "create", "--method", "wal", "--encrypt"],
+        &["backup", "list"],
+        &["backup", "verify", "--read-data-subset", "10%"],
+        &["backup", "restore", "--to-sequence", "7", "--to", "/tmp/x"],
+        &["backup", "prune", "--keep-daily", "7"],
+        &["backup", "copy", "--to", "s3://bucket/p"],
+        &["backup", "drill"],
+        &["backup", "status"],
+        &["wal", "archive"],
+        &["wal", "replay", "--from-sequence", "3"],
+        &["schedule", "list"],
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for args in cases {
+        let (method, params) = params_of(args);
+        crate::ops::Op::parse(method, Some(&params.to_string()))
+            .unwrap_or_else(|e| panic!("{args:?} → {params}: {e}"));
+        seen.insert(method);
+    }
+    let all: std::collections::BTreeSet<_> = crate::ops::methods().collect();
+    assert_eq!(seen, all, "every operation has a command line here");
+}
+
+#[test]
+fn flags_become_the_methods_params() {
+    assert_eq!(
+        params_of(&["memory", "store", "--key", "k", "--value", "v", "--tags", "a,b"]).1,
+        json!({"key": "k", "value": "v", "namespace": "default", "tags": ["a", "b"],
+            "ttl": null, "upsert": false})
+    );
+    let (_, prune) = params_of(&["snapshot", "prune", "--keep-last", "3", "--dry-run"]);
+    assert_eq!(prune["dry-run"], true);
+    assert_eq!(prune["keep-last"], 3);
+    assert_eq!(params_of(&["scan", "--prefix", "p"]).1["limit"], 100);
+    // A relative path is made absolute against the caller's directory.
+    let (_, r) = params_of(&["backup", "restore", "--to", "restored"]);
+    let to = r["to"].as_str().unwrap();
+    assert!(to.starts_with('/') && to.ends_with("/restored"), "{to}");
+}
+
+#[test]
+fn a_file_url_with_a_host_is_refused() {
+    let argv = [
+        "ruvector-storage",
+        "backup",
+        "create",
+        "--destination",
+        "file://relative/path",
+    ];
+    let e = parse_from(argv).err().expect("refused");
+    assert!(e.to_string().contains("file:///"), "{e}");
+    params_of(&["backup", "create", "--destination", "file:///abs/path"]);
+}
+
+#[test]
+fn fixed_commands_still_parse() {
+    let argv = ["ruvector-storage", "wal", "tail", "--limit", "2"];
+    assert!(matches!(
+        parse_from(argv).unwrap().1,
+        Parsed::Other(Cli {
+            command: Command::Wal(WalCmd::Tail(_)),
+            ..
+        })
+    ));
+    let argv = [
+        "ruvector-storage",
+        "--config",
+        "c.toml",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let (config, parsed) = parse_from(argv).unwrap();
+    assert_eq!(config.as_deref(), Some(std::path::Path::new("c.toml")));
+    assert!(matches!(parsed, Parsed::Other(_)));
+}
