@@ -10,8 +10,8 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::actors::{
-    alive, BackupActor, MetricsActor, Persistence, PersistenceHandle, Reload, Router,
-    SchedulerActor, SnapshotActor, Wire,
+    alive, BackupActor, CompactionActor, MetricsActor, Persistence, PersistenceHandle, Reload,
+    Router, SchedulerActor, SnapshotActor, Wire,
 };
 use crate::bus::KeyLocks;
 use crate::client::{daemon_json_path, read_daemon_info, DaemonInfo};
@@ -69,6 +69,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         None => ScheduleSource::Builtin,
     };
     let specs = source.load()?;
+    // Never start an empty store next to a store in the wrong place.
+    crate::engine::layout::check_data_dir(&config.data_dir)?;
     restore::recover(&config.data_dir)?;
     let snapshots_store = Arc::new(SnapshotStore::open(&config.data_dir)?);
     let cfg = config.clone();
@@ -106,6 +108,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         snapshot_service.clone(),
     ));
     let snapshots = SnapshotActor::new(snapshot_service, board.clone()).start();
+    let maintenance_cancel = tokio_util::sync::CancellationToken::new();
+    let maintenance = Arc::new(crate::maintenance::Service::new(
+        slot.clone(),
+        board.clone(),
+        Arc::new(SystemClock),
+        maintenance_cancel.clone(),
+    ));
+    let compaction = CompactionActor::new(
+        maintenance,
+        board.clone(),
+        crate::actors::Jobs::with_token(maintenance_cancel),
+    )
+    .start();
     let backups = BackupActor::new(backup_service, board.clone()).start();
     let scheduler =
         SchedulerActor::new(specs, source, Arc::new(SystemClock), board.clone()).start();
@@ -114,6 +129,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         snapshots,
         scheduler: scheduler.clone(),
         backups,
+        compaction,
     };
     scheduler.do_send(Wire(router.clone()));
     let hup_scheduler = scheduler.clone();

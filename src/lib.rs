@@ -26,6 +26,7 @@
 //! | | [`auth`] | bearer tokens, grants, and what an operation needs ([`auth::Access`]) |
 //! | | [`snapshot`] | checkpoints, manifests, verify, retention, restore; its service |
 //! | | [`backup`] | backups to object storage, WAL archive, PITR, prune, copy, drill; its service |
+//! | | [`maintenance`] | jobs on the live store: the integrity check (compaction, GC and quotas join it) |
 //! | | [`schedule`] | cron jobs: parsing `schedules/*.toml`, which jobs are due when |
 //! | | [`metrics`] | store figures, Prometheus exposition, the records published about the store |
 //! | | [`external`] | the external bus: records relayed to other agents' memory servers |
@@ -53,6 +54,7 @@ pub mod engine;
 pub mod error;
 pub mod external;
 pub mod fs;
+pub mod maintenance;
 pub mod mcp;
 pub mod metrics;
 pub mod notify;

@@ -34,13 +34,29 @@ pub const DEFAULT_SCHEDULE: &str = include_str!("../schedules/default.toml");
 /// What a job does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    SnapshotCreate { prefix: String, verify: bool },
-    SnapshotVerify { name: Option<String> },
-    SnapshotPrune { policy: Policy, kind: Option<Kind> },
+    SnapshotCreate {
+        prefix: String,
+        verify: bool,
+    },
+    SnapshotVerify {
+        name: Option<String>,
+    },
+    SnapshotPrune {
+        policy: Policy,
+        kind: Option<Kind>,
+    },
     WalCheckpoint,
-    BackupCreate { full: bool },
-    BackupPrune { policy: Policy },
+    BackupCreate {
+        full: bool,
+    },
+    BackupPrune {
+        policy: Policy,
+    },
     BackupDrill,
+    /// `check`, deep with `verify-integrity = true`.
+    CheckIntegrity {
+        deep: bool,
+    },
 }
 
 impl Action {
@@ -53,6 +69,7 @@ impl Action {
             Action::BackupCreate { .. } => "backup.create",
             Action::BackupPrune { .. } => "backup.prune",
             Action::BackupDrill => "backup.drill",
+            Action::CheckIntegrity { .. } => "check.integrity",
         }
     }
 }
@@ -114,6 +131,13 @@ struct VerifyArgs {
 struct BackupArgs {
     #[serde(default)]
     full: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct CheckArgs {
+    #[serde(default)]
+    verify_integrity: bool,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -180,9 +204,13 @@ pub fn parse(label: &str, text: &str) -> Result<Vec<JobSpec>> {
                 Action::BackupPrune { policy: p }
             }
             "backup.drill" => Action::BackupDrill,
+            "check.integrity" => {
+                let a: CheckArgs = args.try_into().map_err(|e| fail(format!("args: {e}")))?;
+                Action::CheckIntegrity { deep: a.verify_integrity }
+            }
             other => {
                 return Err(fail(format!(
-                    "unknown action {other:?}; known: snapshot.create, snapshot.verify, snapshot.prune, wal.checkpoint, backup.create, backup.prune, backup.drill"
+                    "unknown action {other:?}; known: snapshot.create, snapshot.verify, snapshot.prune, wal.checkpoint, backup.create, backup.prune, backup.drill, check.integrity"
                 )))
             }
         };

@@ -361,6 +361,48 @@ async fn a_second_daemon_on_the_same_data_dir_is_refused() {
     assert_eq!(info.pid, d.child.id());
 }
 
+/// A data dir whose top level is itself a RocksDB store (a store restored
+/// into the wrong directory) is refused: the daemon must never serve an
+/// empty store next to data.
+#[tokio::test]
+async fn serve_refuses_a_store_at_the_top_of_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let d = start(dir.path());
+        ok(
+            &d.client(),
+            "storage_write",
+            json!({"key": "k", "value": "v"}),
+        )
+        .await;
+        assert!(d.terminate().success());
+    }
+    // Move the store's files to the top of a new data dir.
+    let wrong = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(dir.path().join("db")).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_file() {
+            std::fs::copy(e.path(), wrong.path().join(e.file_name())).unwrap();
+        }
+    }
+    let (code, _, stderr) = cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        wrong.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("top level") && stderr.contains("CURRENT") && stderr.contains("/db"),
+        "the error says what it found and where the store belongs: {stderr}"
+    );
+    assert!(
+        !wrong.path().join("db").exists(),
+        "no empty store was created"
+    );
+}
+
 #[test]
 fn bad_config_fails_fast_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();

@@ -29,6 +29,15 @@ pub enum Cancel {
 }
 
 impl Jobs {
+    /// Jobs cancelled through `token` (shared with a service whose blocking
+    /// work polls it).
+    pub fn with_token(token: CancellationToken) -> Self {
+        Jobs {
+            tracker: TaskTracker::new(),
+            cancel: token,
+        }
+    }
+
     /// Run `job` tracked (on the actor's arbiter); a `Safe` job ends with a
     /// `Cancelled` error when the jobs are cancelled.
     pub fn run(

@@ -1,10 +1,11 @@
 //! The actix actors: mailboxes that serialise access, track and cancel
 //! jobs and report their state, each over a plain module that does the
 //! work (`engine` and the ops for persistence, `snapshot::Service`,
-//! `backup::Service`, `schedule`, `metrics`). The [`Router`] sends each
+//! `backup::Service`, `maintenance::Service`, `schedule`, `metrics`). The [`Router`] sends each
 //! operation to the actor that serves it.
 
 mod backup_actor;
+mod compaction_actor;
 mod jobs;
 mod metrics_actor;
 mod persistence;
@@ -12,6 +13,7 @@ mod scheduler_actor;
 mod snapshot_actor;
 
 pub use backup_actor::{BackupActor, BackupCmd};
+pub use compaction_actor::{CompactionActor, MaintenanceCmd};
 pub use jobs::{Cancel, Jobs};
 pub use metrics_actor::MetricsActor;
 pub use persistence::{alive, Persistence, PersistenceHandle};
@@ -33,6 +35,7 @@ pub struct Router {
     pub snapshots: Addr<SnapshotActor>,
     pub scheduler: Addr<SchedulerActor>,
     pub backups: Addr<BackupActor>,
+    pub compaction: Addr<CompactionActor>,
 }
 
 fn gone(who: &str, e: actix::MailboxError) -> Error {
@@ -53,6 +56,11 @@ impl Router {
                 .send(BackupCmd(o))
                 .await
                 .map_err(|e| gone("backup", e))?,
+            Op::Maintenance(o) => self
+                .compaction
+                .send(MaintenanceCmd(o))
+                .await
+                .map_err(|e| gone("compaction", e))?,
             Op::Scheduler(o) => self
                 .scheduler
                 .send(SchedulerCmd(o))
@@ -66,6 +74,7 @@ impl Router {
     pub async fn stop_jobs(&self, limit: Duration) -> usize {
         let backups = self.backups.send(StopJobs(limit)).await.unwrap_or(0);
         let snapshots = self.snapshots.send(StopJobs(limit)).await.unwrap_or(0);
-        backups + snapshots
+        let compaction = self.compaction.send(StopJobs(limit)).await.unwrap_or(0);
+        backups + snapshots + compaction
     }
 }

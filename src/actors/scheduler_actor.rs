@@ -15,7 +15,9 @@ use super::Router;
 use crate::backup::params as backup;
 use crate::clock::Clock;
 use crate::error::Result;
-use crate::ops::{BackupOp, Op, PersistenceOp, SchedulerOp, SnapshotOp, WalCheckpointParams};
+use crate::ops::{
+    BackupOp, MaintenanceOp, Op, PersistenceOp, SchedulerOp, SnapshotOp, WalCheckpointParams,
+};
 use crate::schedule::{self, Action, Jobs, ScheduleSource, Scheduler};
 use crate::snapshot::params as snapshot;
 use crate::status::StatusBoard;
@@ -126,6 +128,11 @@ fn operation(action: &Action, now: i64) -> Op {
             policy: policy.clone(),
         })),
         Action::BackupDrill => Op::Backup(BackupOp::BackupDrill(backup::DrillParams {})),
+        Action::CheckIntegrity { deep } => Op::Maintenance(MaintenanceOp::StorageCheck(
+            crate::maintenance::params::CheckParams {
+                verify_integrity: *deep,
+            },
+        )),
     }
 }
 

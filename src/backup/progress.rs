@@ -70,6 +70,11 @@ impl Progress {
         self.bytes_done.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Bytes done within the current file (a long read reports as it goes).
+    pub fn add_bytes(&self, bytes: u64) {
+        self.bytes_done.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     /// The operation ended; its last phase's figures are kept as `last`.
     pub fn end(&self) {
         let mut s = self.state();

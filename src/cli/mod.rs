@@ -182,6 +182,7 @@ const GROUPS: &[(&str, &str)] = &[
         "index",
         "Index files (HNSW, IVF, …) stored for index agents.",
     ),
+    ("maintenance", "Maintenance jobs on the live store."),
 ];
 
 /// The whole command tree: the commands above plus one per operation.

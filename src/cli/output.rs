@@ -162,6 +162,52 @@ pub fn render(conn: &Conn, method: &str, v: &Value, detailed: bool) -> String {
             }
             out
         }
+        "storage_check" => check_report(v),
         _ => pretty(v),
     }
+}
+
+/// `check [--verify-integrity]`: a line per column family, then the problems.
+fn check_report(v: &Value) -> String {
+    let mut out = format!(
+        "{}: {} at sequence {} ({:.1} s, {:.0} MB/s)",
+        if v["deep"] == true {
+            "check --verify-integrity"
+        } else {
+            "check"
+        },
+        if v["ok"] == true {
+            "OK".to_string()
+        } else {
+            format!("{} PROBLEM(S)", v["problems_total"])
+        },
+        v["sequence"],
+        v["seconds"].as_f64().unwrap_or(0.0),
+        v["mb_per_s"].as_f64().unwrap_or(0.0)
+    );
+    for cf in v["column_families"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "\n  {:<9} {:>10} keys {:>10}  {}",
+            cf["name"].as_str().unwrap_or_default(),
+            cf["keys"],
+            human_bytes(cf["bytes"].as_u64().unwrap_or(0)),
+            match cf["problems"].as_u64() {
+                Some(0) | None => "ok".to_string(),
+                Some(n) => format!("{n} problem(s)"),
+            }
+        ));
+    }
+    out.push_str(&format!(
+        "\n  collections {}, indexes checked {}, access counters {} ({} orphaned)",
+        v["collections"], v["indexes_checked"], v["access_counters"], v["orphan_access_counters"]
+    ));
+    for p in v["problems"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "\n  bad: {} {:?}: {}",
+            p["column_family"].as_str().unwrap_or_default(),
+            p["key"].as_str().unwrap_or_default(),
+            p["problem"].as_str().unwrap_or_default()
+        ));
+    }
+    out
 }

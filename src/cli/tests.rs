@@ -109,6 +109,8 @@ fn every_operation_has_a_command_whose_flags_the_daemon_accepts() {
         &["wal", "archive"],
         &["wal", "replay", "--from-sequence", "3"],
         &["schedule", "list"],
+        &["check", "--verify-integrity"],
+        &["maintenance", "status"],
     ];
     let mut seen = std::collections::BTreeSet::new();
     for args in cases {

@@ -15,6 +15,7 @@
 pub mod batch;
 pub mod indexes;
 mod kv;
+pub mod layout;
 mod slot;
 mod vectors;
 

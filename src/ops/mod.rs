@@ -55,6 +55,7 @@ use crate::backup::params as backup;
 use crate::bus::KeyLocks;
 use crate::engine::EngineSlot;
 use crate::error::{Error, Result};
+use crate::maintenance::params as maintenance;
 use crate::snapshot::params as snapshot;
 use crate::status::StatusBoard;
 
@@ -89,6 +90,7 @@ pub enum Route {
     Persistence,
     Snapshot,
     Backup,
+    Maintenance,
     Scheduler,
 }
 
@@ -362,6 +364,12 @@ ops! {
         WalReplay(backup::WalReplayParams) => "wal_replay", cli ["wal", "replay"], ReadOnly,
             |_| Access::Admin;
     }
+    Maintenance(async crate::maintenance::Service) => MaintenanceOp {
+        StorageCheck(maintenance::CheckParams) => "storage_check", cli ["check"], ReadOnly,
+            |_| Access::Admin;
+        MaintenanceStatus(maintenance::StatusParams) => "maintenance_status", cli ["maintenance", "status"], ReadOnly,
+            |_| Access::Admin;
+    }
     Scheduler(sync crate::schedule::Jobs) => SchedulerOp {
         ScheduleList(ScheduleListParams) => "schedule_list", cli ["schedule", "list"], ReadOnly,
             |_| Access::Open;
@@ -405,6 +413,11 @@ jobs!(crate::backup::Service {
     backup::StatusParams => |_p, s| s.status();
     backup::WalArchiveParams => |p, s| s.wal_archive(p);
     backup::WalReplayParams => |p, s| s.wal_replay(p);
+});
+
+jobs!(crate::maintenance::Service {
+    maintenance::CheckParams => |p, s| s.check(p);
+    maintenance::StatusParams => |_p, s| s.status();
 });
 
 #[cfg(test)]

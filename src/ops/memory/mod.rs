@@ -222,6 +222,16 @@ fn value_to_string(v: Value) -> (String, bool) {
     }
 }
 
+/// Most recently updated first; ties by key.
+fn newest_first(entries: &mut [Entry]) {
+    entries.sort_by(|a, b| {
+        b.body
+            .updated_at
+            .cmp(&a.body.updated_at)
+            .then(a.key.cmp(&b.key))
+    });
+}
+
 /// claude-flow sends limits as JSON numbers: they must be whole.
 fn limit_of(Number(l): Number, max: usize) -> Result<usize> {
     if l.is_finite() && l >= 1.0 && l.fract() == 0.0 && l <= max as f64 {
@@ -286,12 +296,7 @@ pub fn memory_usage(store: &MemoryStore, p: MemoryUsageParams) -> Result<Value> 
         }
         "list" => {
             let mut entries = store.entries(Some(&ns))?;
-            entries.sort_by(|a, b| {
-                b.body
-                    .updated_at
-                    .cmp(&a.body.updated_at)
-                    .then(a.key.cmp(&b.key))
-            });
+            newest_first(&mut entries);
             entries.truncate(V2_LIST_MAX);
             let mut out = Vec::with_capacity(entries.len());
             for e in &entries {
@@ -459,12 +464,7 @@ pub fn memory_list(store: &MemoryStore, p: MemoryListParams) -> Result<Value> {
         .filter(|e| want_tags.iter().all(|t| e.body.tags.contains(t)))
         .collect();
     let total = entries.len();
-    entries.sort_by(|a, b| {
-        b.body
-            .updated_at
-            .cmp(&a.body.updated_at)
-            .then(a.key.cmp(&b.key))
-    });
+    newest_first(&mut entries);
     entries.truncate(limit);
     let mut out = Vec::with_capacity(entries.len());
     for e in &entries {
