@@ -21,7 +21,7 @@ pub(super) async fn run(dir: &Path, args: &BenchArgs, r: &mut Report) -> Result<
         &[("RUVECTOR_STORAGE__BACKUP__ARCHIVE_WAL", "true")],
     )
     .await?;
-    let lag = archive_lag(&ad.client, 5000.0, Duration::from_secs(10)).await?;
+    let lag = archive_lag(&ad.client, 5000.0, Duration::from_secs(args.archive_secs)).await?;
     ad.stop();
     r.add(
         "archive_write_rate",

@@ -45,7 +45,7 @@ impl Daemon {
         let exe = std::env::current_exe().map_err(|e| Error::io(e.to_string()))?;
         std::fs::create_dir_all(dir)?;
         let t0 = Instant::now();
-        let child = std::process::Command::new(exe)
+        let mut child = std::process::Command::new(exe)
             .args([
                 "serve",
                 "--listen",
@@ -64,8 +64,21 @@ impl Daemon {
             .spawn()
             .map_err(|e| Error::io(format!("starting the daemon: {e}")))?;
         loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(Error::unavailable(format!(
+                    "bench daemon in {} exited at start: {status}",
+                    dir.display()
+                )));
+            }
             if let Ok(Some(info)) = read_daemon_info(dir) {
-                let client = Client::new(&info.url, Duration::from_secs(120))?;
+                let client = match Client::new(&info.url, Duration::from_secs(120)) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(e);
+                    }
+                };
                 if client.health().await.is_ok() {
                     return Ok(Daemon {
                         child,
@@ -75,6 +88,8 @@ impl Daemon {
                 }
             }
             if t0.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                let _ = child.wait();
                 return Err(Error::unavailable(
                     "bench daemon did not become ready in 30 s",
                 ));
@@ -115,8 +130,16 @@ impl Daemon {
         }
     }
 
-    pub(super) fn stop(mut self) {
-        // SAFETY: plain kill(2) on our own child.
+    /// SIGTERM and wait for the daemon to exit.
+    pub(super) fn stop(self) {
+        drop(self);
+    }
+}
+
+/// A daemon is stopped on every path, also when a measurement fails.
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: plain kill(2) on our own child, not yet reaped.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
@@ -124,21 +147,28 @@ impl Daemon {
     }
 }
 
+/// Worker `c` of `n`'s part of `0..total`: contiguous, and together they
+/// cover every index once (a remainder is spread, not dropped).
+pub(super) fn share(c: usize, n: usize, total: usize) -> std::ops::Range<usize> {
+    c * total / n..(c + 1) * total / n
+}
+
 pub(super) fn rate(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64().max(1e-9)
 }
 
+/// `f(i)` for every `i` in `0..total`, on `n` threads, each taking its
+/// share (`share`); returns the elapsed time.
 pub(super) fn threads<F>(n: usize, total: usize, f: F) -> Result<Duration>
 where
     F: Fn(usize) -> Result<()> + Sync,
 {
     let t = Instant::now();
-    let per = total / n;
     std::thread::scope(|s| {
         let hs: Vec<_> = (0..n)
             .map(|c| {
                 let f = &f;
-                s.spawn(move || (0..per).try_for_each(|i| f(c * per + i)))
+                s.spawn(move || share(c, n, total).try_for_each(f))
             })
             .collect();
         hs.into_iter().try_for_each(|h| {

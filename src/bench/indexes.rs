@@ -11,11 +11,14 @@ use super::{BenchArgs, Report};
 /// Measure (j) with a daemon of its own.
 pub(super) async fn run(dir: &Path, args: &BenchArgs, r: &mut Report) -> Result<()> {
     let id = Daemon::start(&dir.join("daemon-index"), args, &args.sync).await?;
-    let (put, get, copy) = index_bench(dir, &dir.join("daemon-index"), 256 << 20)?;
+    let (put, get, copy) = index_bench(dir, &dir.join("daemon-index"), args.index_mib << 20)?;
     id.stop();
     r.add(
         "index_put_mb_s",
-        "(j) index put, 256 MiB (chunked upload + SHA-256 commit)",
+        &format!(
+            "(j) index put, {} MiB (chunked upload + SHA-256 commit)",
+            args.index_mib
+        ),
         put,
         "MB/s",
     );

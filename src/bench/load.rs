@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
+use super::harness::share;
+
 /// A minimal keep-alive HTTP/1.1 JSON-RPC client, so the benchmark measures
 /// the daemon rather than a heavyweight client sharing its two cores.
 pub(super) struct RawRpc {
@@ -88,7 +90,6 @@ where
     for _ in 0..clients {
         conns.push(RawRpc::connect(url).await?);
     }
-    let per = total / clients;
     let t = Instant::now();
     let tasks: Vec<_> = conns
         .into_iter()
@@ -96,8 +97,8 @@ where
         .map(|(c, mut conn)| {
             let params = params.clone();
             tokio::spawn(async move {
-                for i in 0..per {
-                    conn.call(method, &params(c * per + i)).await?;
+                for i in share(c, clients, total) {
+                    conn.call(method, &params(i)).await?;
                 }
                 Ok::<(), Error>(())
             })

@@ -73,6 +73,12 @@ pub struct BenchArgs {
     /// Sequential MCP memory_store calls.
     #[arg(long, default_value_t = 1000)]
     pub mcp_calls: usize,
+    /// Size of the index file stored and read back in (j), in MiB.
+    #[arg(long, default_value_t = 256)]
+    pub index_mib: usize,
+    /// How long (i) paces writes while the WAL is archived, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub archive_secs: u64,
     /// Another MCP stdio server to drive with the same memory_store loop,
     /// e.g. "npx -y claude-flow@3.43.0 mcp start".
     #[arg(long)]
@@ -83,6 +89,33 @@ pub struct BenchArgs {
     /// Scratch directory (default: a fresh temporary directory).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    /// Refuse sizes that would panic (a zero batch or client count) or
+    /// report a figure for work that was not done (fewer writes than the
+    /// 32 writers of (c), each making `writes / 32`).
+    fn check(&self) -> Result<()> {
+        let sizes = [
+            ("count", self.count, 1),
+            ("dim", self.dim, 1),
+            ("batch", self.batch, 1),
+            ("ingest-clients", self.ingest_clients, 1),
+            ("writes", self.writes, 32),
+            ("reads", self.reads, 1),
+            ("mcp-calls", self.mcp_calls, 1),
+            ("index-mib", self.index_mib, 1),
+            ("archive-secs", self.archive_secs as usize, 1),
+        ];
+        for (flag, value, min) in sizes {
+            if value < min {
+                return Err(Error::invalid(format!(
+                    "--{flag} must be at least {min}, not {value}"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 struct Row {
@@ -135,6 +168,7 @@ fn source(args: &BenchArgs) -> Result<Matrix> {
 
 /// Run every measurement; returns the table (the JSON goes to `--out`).
 pub async fn run(args: BenchArgs) -> Result<String> {
+    args.check()?;
     let _tmp;
     let dir = match &args.dir {
         Some(d) => d.clone(),
