@@ -102,14 +102,59 @@ mod tests {
         assert!(parse(b"garbage").is_err());
     }
 
-    #[test]
-    fn reads_the_shared_minilm_set_when_present() {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/data/minilm-dev/base.npy");
-        if let Ok(m) = load(&p) {
-            assert_eq!((m.rows, m.dim), (10_000, 384));
-            let norm: f32 = m.row(0).iter().map(|x| x * x).sum::<f32>().sqrt();
-            assert!((norm - 1.0).abs() < 1e-3, "rows are unit-norm: {norm}");
+    /// `minilm-dev`, which ships in the workspace's `shared/data/`: under
+    /// `RUVECTOR_MINILM_DIR` when set, else in `shared/data/minilm-dev` of
+    /// the nearest ancestor of the crate that has one (`../shared` in the
+    /// main checkout, `../../shared` in a worktree under `wt/`). Missing, it
+    /// fails the test that needs it, saying where it looked: it is part of
+    /// the workspace, so its absence is a broken checkout, not a reason to
+    /// skip.
+    fn minilm_dev() -> std::path::PathBuf {
+        if let Some(dir) = std::env::var_os("RUVECTOR_MINILM_DIR") {
+            let dir = std::path::PathBuf::from(dir);
+            assert!(
+                dir.join("base.npy").is_file(),
+                "RUVECTOR_MINILM_DIR={} has no base.npy",
+                dir.display()
+            );
+            return dir;
         }
+        let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let tried: Vec<std::path::PathBuf> = crate_dir
+            .ancestors()
+            .skip(1)
+            .map(|a| a.join("shared/data/minilm-dev"))
+            .collect();
+        match tried.iter().find(|d| d.join("base.npy").is_file()) {
+            Some(d) => d.clone(),
+            None => panic!(
+                "the minilm-dev dataset that ships with the workspace is missing: no \
+                 shared/data/minilm-dev/base.npy in any ancestor of {} (tried {tried:?}); \
+                 restore it or point RUVECTOR_MINILM_DIR at a copy",
+                crate_dir.display()
+            ),
+        }
+    }
+
+    #[test]
+    fn reads_the_shared_minilm_set() {
+        let dir = minilm_dev();
+        let m = load(&dir.join("base.npy")).unwrap();
+        assert_eq!((m.rows, m.dim), (10_000, 384));
+        for i in [0, 4_999, 9_999] {
+            let norm: f32 = m.row(i).iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-3, "row {i} is unit-norm: {norm}");
+        }
+        let q = load(&dir.join("queries.npy")).unwrap();
+        assert_eq!((q.rows, q.dim), (200, 384));
+        // The ground truth is int32: refused by name, not misread as floats.
+        let err = match load(&dir.join("groundtruth.npy")) {
+            Ok(g) => panic!(
+                "int32 groundtruth.npy read as a {}x{} f32 matrix",
+                g.rows, g.dim
+            ),
+            Err(e) => e,
+        };
+        assert!(err.message.contains("'<f4'"), "{err}");
     }
 }

@@ -1,13 +1,20 @@
 //! Durability is proven with SIGKILL: every write acknowledged under
 //! `sync = "always"` must be there after the daemon is killed mid-stream
 //! and restarted, and every batch is all-or-nothing.
+//!
+//! Every wait has a deadline ([`WAIT`]): writers that stop early or calls
+//! that never return fail the test, naming what it was waiting for.
 
 mod common;
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
+
+/// How long any one wait may take: generous, since the machine is shared.
+const WAIT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_sigkill() {
@@ -23,13 +30,16 @@ async fn acknowledged_writes_survive_sigkill() {
     let acked_kv: Arc<Mutex<Vec<String>>> = Arc::default();
     let acked_batches: Arc<Mutex<Vec<usize>>> = Arc::default();
     let acked_mem: Arc<Mutex<Vec<String>>> = Arc::default();
+    // Why each writer stopped: before the kill, nothing may stop one.
+    let stopped: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut tasks = Vec::new();
     for w in 0..16 {
-        let (c, kv, batches, mem) = (
+        let (c, kv, batches, mem, stopped) = (
             c.clone(),
             acked_kv.clone(),
             acked_batches.clone(),
             acked_mem.clone(),
+            stopped.clone(),
         );
         tasks.push(tokio::spawn(async move {
             for i in 0.. {
@@ -44,18 +54,47 @@ async fn acknowledged_writes_survive_sigkill() {
                     (Ok(_), 0) => batches.lock().unwrap().push(w * 1_000_000 + i),
                     (Ok(_), 1) => mem.lock().unwrap().push(key),
                     (Ok(_), _) => kv.lock().unwrap().push(key),
-                    (Err(_), _) => return, // the daemon died under us
+                    (Err(e), _) => {
+                        // The daemon died under us (after the kill), or a bug.
+                        stopped.lock().unwrap().push(format!("writer {w} at write {i}: {e}"));
+                        return;
+                    }
                 }
             }
         }));
     }
     // Let a few hundred writes be acknowledged, then kill without warning.
-    while acked_kv.lock().unwrap().len() < 600 {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let n = acked_kv.lock().unwrap().len();
+        if n >= 600 {
+            break;
+        }
+        let early = stopped.lock().unwrap().clone();
+        assert!(
+            early.is_empty(),
+            "writers stopped before the kill, with {n} of 600 kv writes acknowledged: {early:?}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "waited {WAIT:?} for 600 acknowledged kv writes before the kill, got {n} \
+             ({} vector batches, {} memory entries)",
+            acked_batches.lock().unwrap().len(),
+            acked_mem.lock().unwrap().len()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     d.kill9();
-    for t in tasks {
-        let _ = t.await;
+    // Each writer ends at its first failed call once the daemon is gone.
+    let deadline = tokio::time::Instant::from_std(Instant::now() + WAIT);
+    for (w, t) in tasks.into_iter().enumerate() {
+        match tokio::time::timeout_at(deadline, t).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("writer {w} panicked: {e}"),
+            Err(_) => panic!(
+                "writer {w} still running {WAIT:?} after the daemon was killed: a call never failed"
+            ),
+        }
     }
     let kv = acked_kv.lock().unwrap().clone();
     let mem = acked_mem.lock().unwrap().clone();

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -15,8 +14,14 @@ use common::*;
 use ruvector_storage::client::Client;
 use serde_json::{json, Value};
 
-fn start_b(dir: &Path, port: u16) -> Daemon {
-    start_with(dir, &[], &["--listen", &format!("127.0.0.1:{port}")])
+/// The port of a daemon's `http://127.0.0.1:<port>` URL (from its
+/// daemon.json).
+fn port_of(url: &str) -> u16 {
+    url.trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in daemon URL {url:?}"))
 }
 
 /// The value of `key` in `ns` on `c`, parsed, if present.
@@ -56,10 +61,12 @@ async fn external_stats(c: &Client) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_reach_a_second_server_and_publishing_survives_its_outage() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
     let b_dir = tmp.path().join("b");
-    let b = start_b(&b_dir, port);
+    // b binds an ephemeral port itself (no probe-then-reuse race) and
+    // reports it in its daemon.json; a's configuration names that address.
+    let b = start(&b_dir);
     let b_url = b.url.clone();
+    let port = port_of(&b_url);
     // A third path: MCP over streamable HTTP, served by this binary's
     // `mcp --http` in front of b.
     let (mcp_http, mcp_url) = mcp_http_server(&b_url);
@@ -143,8 +150,12 @@ namespaces = ["ruvector/storage"]
         "v"
     );
 
-    // b returns on the same port: newer records arrive, errors clear.
-    let b = start_b(&b_dir, port);
+    // b returns on the same port: newer records arrive, errors clear. The
+    // port is the one b held until a moment ago, so reusing it is a small,
+    // accepted race (another process could take it in between); a's
+    // configuration is fixed, so the address must stay the same.
+    let b = start_with(&b_dir, &[], &["--listen", &format!("127.0.0.1:{port}")]);
+    assert_eq!(b.url, b_url, "b came back on the address a publishes to");
     let bc = b.client();
     let before = status["timestamp"].as_str().unwrap().to_string();
     wait_for("a newer status on b", async || {

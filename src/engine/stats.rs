@@ -1,0 +1,97 @@
+//! What the store reports about itself: operation counters, RocksDB
+//! properties per column family, and the summary `storage_stats` shows.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+use super::{Cf, Engine};
+
+/// Operation counters (monotonic since open).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub writes: AtomicU64,
+    pub write_bytes: AtomicU64,
+    pub reads: AtomicU64,
+    pub read_bytes: AtomicU64,
+    pub wal_syncs: AtomicU64,
+}
+
+/// Per-column-family figures from RocksDB properties.
+#[derive(Debug, Clone, Serialize)]
+pub struct CfStats {
+    pub name: &'static str,
+    pub estimate_num_keys: u64,
+    pub sst_bytes: u64,
+    pub live_data_bytes: u64,
+    pub memtable_bytes: u64,
+}
+
+/// A point-in-time summary of the store.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreStats {
+    pub path: String,
+    pub sync: String,
+    pub compression: String,
+    pub latest_sequence: u64,
+    pub size_bytes: u64,
+    pub disk_bytes: u64,
+    pub column_families: Vec<CfStats>,
+    pub writes: u64,
+    pub write_bytes: u64,
+    pub reads: u64,
+    pub read_bytes: u64,
+    pub uptime_secs: u64,
+}
+
+impl Engine {
+    /// Bytes in the memtables of every column family (what a flush writes).
+    pub fn memtable_bytes(&self) -> u64 {
+        self.property_sum("rocksdb.cur-size-all-mem-tables")
+    }
+
+    /// An integer property summed over all column families.
+    pub fn property_sum(&self, name: &str) -> u64 {
+        Cf::ALL.iter().map(|cf| self.prop(*cf, name)).sum()
+    }
+
+    fn prop(&self, cf: Cf, name: &str) -> u64 {
+        self.db
+            .property_int_value_cf(self.cf(cf), name)
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+    }
+
+    /// Figures from RocksDB properties plus the counters.
+    pub fn stats(&self) -> StoreStats {
+        let column_families: Vec<CfStats> = Cf::ALL
+            .iter()
+            .map(|cf| CfStats {
+                name: cf.name(),
+                estimate_num_keys: self.prop(*cf, "rocksdb.estimate-num-keys"),
+                sst_bytes: self.prop(*cf, "rocksdb.total-sst-files-size"),
+                live_data_bytes: self.prop(*cf, "rocksdb.estimate-live-data-size"),
+                memtable_bytes: self.prop(*cf, "rocksdb.cur-size-all-mem-tables"),
+            })
+            .collect();
+        let size_bytes = column_families
+            .iter()
+            .map(|c| c.sst_bytes + c.memtable_bytes)
+            .sum();
+        StoreStats {
+            path: self.path.display().to_string(),
+            sync: self.sync.to_string(),
+            compression: self.compression.as_str().to_string(),
+            latest_sequence: self.db.latest_sequence_number(),
+            size_bytes,
+            disk_bytes: crate::fs::dir_size(&self.path),
+            column_families,
+            writes: self.counters.writes.load(Ordering::Relaxed),
+            write_bytes: self.counters.write_bytes.load(Ordering::Relaxed),
+            reads: self.counters.reads.load(Ordering::Relaxed),
+            read_bytes: self.counters.read_bytes.load(Ordering::Relaxed),
+            uptime_secs: self.opened_at.elapsed().as_secs(),
+        }
+    }
+}
