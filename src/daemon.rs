@@ -82,12 +82,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         engine: slot.clone(),
         locks: Arc::new(KeyLocks::default()),
         status: board.clone(),
+        metrics: Arc::default(),
     };
+    let latest = store.metrics.clone();
     let addr = SyncArbiter::start(config.persistence_threads, move || {
         Persistence::new(store.clone())
     });
     let external = crate::external::ExternalBus::start(&config.bus.external);
-    let persistence = PersistenceHandle::new(addr, slot.clone()).with_external(external.clone());
+    let persistence =
+        PersistenceHandle::new(addr, slot.clone(), latest).with_external(external.clone());
 
     let every = Duration::from_secs(config.status_interval_secs);
     let (p2, b2) = (persistence.clone(), board.clone());

@@ -103,25 +103,25 @@ impl ExternalBus {
         }
     }
 
-    /// Per-target state for `stats`.
-    pub fn status(&self) -> Value {
-        Value::Array(
-            self.targets
-                .iter()
-                .map(|t| {
-                    json!({
-                        "name": t.cfg.name,
-                        "endpoint": t.cfg.url.clone().or_else(|| t.cfg.mcp_url.clone())
-                            .unwrap_or_else(|| t.cfg.command.join(" ")),
-                        "sent": t.counters.sent.load(Ordering::Relaxed),
-                        "failures": t.counters.failures.load(Ordering::Relaxed),
-                        "pending": lock(&t.pending).len(),
-                        "last_success_ms": t.counters.last_success_ms.load(Ordering::Relaxed),
-                        "last_error": lock(&t.last_error).clone(),
-                    })
-                })
-                .collect(),
-        )
+    /// Per-target state for `stats` (the `external_bus` record).
+    pub fn status(&self) -> Vec<crate::status::ExternalTargetStatus> {
+        self.targets
+            .iter()
+            .map(|t| crate::status::ExternalTargetStatus {
+                name: t.cfg.name.clone(),
+                endpoint: t
+                    .cfg
+                    .url
+                    .clone()
+                    .or_else(|| t.cfg.mcp_url.clone())
+                    .unwrap_or_else(|| t.cfg.command.join(" ")),
+                sent: t.counters.sent.load(Ordering::Relaxed),
+                failures: t.counters.failures.load(Ordering::Relaxed),
+                pending: lock(&t.pending).len(),
+                last_success_ms: t.counters.last_success_ms.load(Ordering::Relaxed),
+                last_error: lock(&t.last_error).clone(),
+            })
+            .collect()
     }
 
     pub fn stop(&self) {

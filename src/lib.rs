@@ -20,7 +20,7 @@
 //! | config | [`config`] | plain, validated configuration (defaults → TOML → env → flags) |
 //! | | [`client`] | the JSON-RPC client and `daemon.json` discovery |
 //! | engine | [`engine`] | RocksDB: column families, write batches and commit marks, the slot and its gate, history ids |
-//! | | [`status`] | the status board: actor states, restarts, last errors, records |
+//! | | [`status`] | the status board: actor states, restarts, last errors, typed summary records |
 //! | domain | [`bus`] | the swarm memory bus: namespaces, TTL, BM25 |
 //! | | [`cdc`] | change data capture: WAL batches → change events |
 //! | | [`auth`] | bearer tokens, grants, and what an operation needs ([`auth::Access`]) |
@@ -28,7 +28,7 @@
 //! | | [`backup`] | backups to object storage, WAL archive, PITR, prune, copy, drill; its service |
 //! | | [`maintenance`] | jobs on the live store: the integrity check (compaction, GC and quotas join it) |
 //! | | [`schedule`] | cron jobs: parsing `schedules/*.toml`, which jobs are due when |
-//! | | [`metrics`] | store figures, Prometheus exposition, the records published about the store |
+//! | | [`metrics`] | one sample of the store's figures per tick; its exposition (prometheus-client); rates, the disk alert and the records published about the store |
 //! | | [`external`] | the external bus: records relayed to other agents' memory servers |
 //! | operations | [`ops`] | every operation declared once: params, route, effect, access, implementation |
 //! | actors | [`actors`] | actix mailboxes: persistence (SyncArbiter), snapshot, backup, scheduler, metrics; the router; job tracking |

@@ -1,39 +1,29 @@
-//! The metrics actor: every `status-interval-secs` it asks the persistence
-//! actor for storage figures, turns counters into rates (write/read IOPS,
-//! MB/s, disk I/O utilisation), raises the 80% disk alert, and publishes the
-//! daemon's records into its own memory bus (`ruvector/storage`,
-//! `ruvector/metrics`, `ruvector/errors`) and through it to the external
-//! bus. The Prometheus exposition it shares figures with is
-//! [`crate::metrics`]. It does no storage work itself.
+//! The metrics actor: a mailbox. Every `status-interval-secs` it has a
+//! persistence thread take a [`Sample`](crate::metrics::Sample), hands it to
+//! its [`Ticker`] (rates, the 80% disk alert and the records: all in
+//! `metrics::tick`), keeps the result as the latest sample (what `GET
+//! /metrics` and `storage_stats {detailed}` serve) and publishes the records
+//! into the daemon's own memory bus, and through it to the external bus.
+//!
+//! It runs under `actix::Supervisor`: when it stops, it is restarted (the
+//! same value, so its ticker keeps the previous sample) and the board
+//! counts the restart.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
-use serde_json::json;
 
 use super::PersistenceHandle;
-use crate::metrics::records::*;
+use crate::error::ErrorKind;
+use crate::metrics::tick::{Tick, Ticker};
 use crate::status::StatusBoard;
-
-/// Counters at the previous tick, for rates.
-#[derive(Debug, Clone)]
-struct Last {
-    at: Instant,
-    write_bytes: u64,
-    writes: u64,
-    reads: u64,
-    disk_io: Option<crate::metrics::DiskIo>,
-}
 
 pub struct MetricsActor {
     persistence: PersistenceHandle,
     board: Arc<StatusBoard>,
     every: Duration,
-    last: Option<Last>,
-    /// Sequence of the last error published to `ruvector/errors`.
-    published_error: u64,
-    disk_alert: bool,
+    ticker: Ticker,
 }
 
 impl MetricsActor {
@@ -42,185 +32,44 @@ impl MetricsActor {
             persistence,
             board,
             every,
-            last: None,
-            published_error: 0,
-            disk_alert: false,
+            ticker: Ticker::new(every),
         }
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let persistence = self.persistence.clone();
-        let board = self.board.clone();
-        let fut = async move {
-            let record = persistence.collect_storage().await;
-            (record, persistence, board)
-        };
-        ctx.spawn(
-            fut.into_actor(self)
-                .map(|(record, persistence, board), act, ctx| {
-                    let record = match record {
-                        Ok(r) => r,
-                        // Paused for a restore: skip this tick.
-                        Err(e) if e.kind == crate::error::ErrorKind::Paused => return,
-                        Err(e) => {
-                            board.record_error("metrics", &e.message);
-                            return;
-                        }
-                    };
-                    let now = Instant::now();
-                    let (mbs, write_iops, read_iops, io_util) = match &act.last {
-                        Some(l) => {
-                            let secs = now.duration_since(l.at).as_secs_f64().max(1e-3);
-                            (
-                                record.write_bytes_total.saturating_sub(l.write_bytes) as f64
-                                    / secs
-                                    / 1e6,
-                                record.writes_total.saturating_sub(l.writes) as f64 / secs,
-                                record.reads_total.saturating_sub(l.reads) as f64 / secs,
-                                match (&l.disk_io, &record.disk_io) {
-                                    (Some(a), Some(b)) => {
-                                        Some(crate::metrics::io_utilisation(a, b, secs))
-                                    }
-                                    _ => None,
-                                },
-                            )
-                        }
-                        None => (0.0, 0.0, 0.0, None),
-                    };
-                    act.last = Some(Last {
-                        at: now,
-                        write_bytes: record.write_bytes_total,
-                        writes: record.writes_total,
-                        reads: record.reads_total,
-                        disk_io: record.disk_io.clone(),
-                    });
-                    let io_util = io_util.map(|u| (u * 1000.0).round() / 1000.0);
-                    if let (Some(u), Some(io)) = (io_util, &record.disk_io) {
-                        board.set_record(
-                            "disk_io",
-                            json!({"device": io.device, "utilisation": u,
-                                   "interval_secs": act.every.as_secs_f64()}),
-                        );
-                    }
-                    if let Some(x) = persistence.external() {
-                        board.set_record("external_bus", x.status());
-                    }
-                    let now_ms = chrono::Utc::now().timestamp_millis();
-                    let vector_storage = json!({
-                        "vectors_stored": record.vectors_stored,
-                        "storage_format": record.storage_format,
-                        "compression": record.compression,
-                        "size_bytes": record.size_bytes,
-                        "compression_ratio": record.compression_ratio,
-                        "write_throughput_mbs": (mbs * 1000.0).round() / 1000.0,
-                        "timestamp": crate::clock::iso_ms(now_ms),
-                    });
-                    let (used, avail) = record.disk.unwrap_or((0, 0));
-                    let usage = if used + avail > 0 {
-                        used as f64 / (used + avail) as f64
-                    } else {
-                        0.0
-                    };
-                    let gb = |b: u64| (b as f64 / 1e9 * 1000.0).round() / 1000.0;
-                    let backup_age_hours: Option<f64> = board
-                        .records()
-                        .get("backup")
-                        .and_then(|b| b["last_backup_at_ms"].as_i64())
-                        .map(|at| ((now_ms - at).max(0) as f64 / 36_000.0).round() / 100.0);
-                    let metrics = json!({
-                        "total_size_gb": gb(record.store_bytes),
-                        "available_space_gb": gb(avail),
-                        "usage_percentage": (usage * 1000.0).round() / 10.0,
-                        "write_iops": write_iops.round(),
-                        "read_iops": read_iops.round(),
-                        "compression_ratio": record.compression_ratio,
-                        "backup_age_hours": backup_age_hours,
-                        "disk_io_utilization": io_util,
-                        "timestamp": now_ms,
-                    });
-                    let records_now = board.records();
-                    let cut = |r: Option<&serde_json::Value>, at: &str, seq: &str| {
-                        let r = r?;
-                        Some((r[at].as_str()?.to_string(), r[seq].as_u64()?))
-                    };
-                    let snap = cut(
-                        records_now.get("snapshots").map(|s| &s["newest"]),
-                        "created_at",
-                        "latest_sequence",
-                    );
-                    let backup = cut(
-                        records_now.get("backup"),
-                        "last_backup_at",
-                        "last_backup_sequence",
-                    );
-                    let index_persistence = index_persistence_record(
-                        &record.indexes,
-                        snap.as_ref().map(|(at, sequence)| Cut {
-                            at,
-                            sequence: *sequence,
-                        }),
-                        backup.as_ref().map(|(at, sequence)| Cut {
-                            at,
-                            sequence: *sequence,
-                        }),
-                    );
-                    let alert = usage >= crate::metrics::DISK_ALERT_RATIO;
-                    if alert && !act.disk_alert {
-                        let msg = format!("disk usage {:.1}% is at or above 80%", usage * 100.0);
-                        tracing::warn!(usage_percentage = usage * 100.0, "{msg}");
-                        board.record_error("disk", &msg);
-                    }
-                    act.disk_alert = alert;
-                    let error = board.latest_error().filter(|e| e.seq > act.published_error);
-                    if let Some(e) = &error {
-                        act.published_error = e.seq;
-                    }
-                    let status = board.record();
-                    let board2 = board.clone();
-                    ctx.spawn(
-                        async move {
-                            let mut records = vec![
-                                (STATUS_NAMESPACE, STATUS_KEY.to_string(), status),
-                                (
-                                    STATUS_NAMESPACE,
-                                    VECTOR_STORAGE_KEY.to_string(),
-                                    vector_storage,
-                                ),
-                                (METRICS_NAMESPACE, METRICS_KEY.to_string(), metrics),
-                                (
-                                    STATUS_NAMESPACE,
-                                    INDEX_PERSISTENCE_KEY.to_string(),
-                                    index_persistence,
-                                ),
-                            ];
-                            if let Some(e) = error {
-                                records.push((
-                                    ERRORS_NAMESPACE,
-                                    ERRORS_KEY.to_string(),
-                                    json!({
-                                    "error": e.message, "operation": e.actor,
-                                    "recovery_action": recovery_action(&e.actor),
-                                    "timestamp": e.at_ms}),
-                                ));
-                            }
-                            for (name, value) in board2.records() {
-                                records.push((
-                                    STATUS_NAMESPACE,
-                                    format!("swarm/storage/{name}"),
-                                    value,
-                                ));
-                            }
-                            for (ns, key, value) in records {
-                                if let Err(e) = persistence.publish(ns, &key, value).await {
-                                    board2
-                                        .record_error("metrics", &format!("publishing {key}: {e}"));
-                                }
-                            }
-                        }
-                        .into_actor(act),
-                    );
-                }),
-        );
+        let sample = async move { persistence.take_sample().await };
+        ctx.spawn(sample.into_actor(self).map(|sample, act, ctx| {
+            let sample = match sample {
+                Ok(s) => s,
+                // Paused for a restore: skip this tick.
+                Err(e) if e.kind == ErrorKind::Paused => return,
+                Err(e) => {
+                    act.board
+                        .record_error("metrics", &format!("taking a sample: {e}"));
+                    return;
+                }
+            };
+            if let Some(x) = act.persistence.external() {
+                let targets = x.status();
+                act.board.update_records(|r| r.external_bus = Some(targets));
+            }
+            let tick = act.ticker.tick(sample, &act.board);
+            act.persistence.latest().set(tick.sample.clone());
+            ctx.spawn(act.publish(tick).into_actor(act));
+        }));
+    }
+
+    /// Upsert the tick's records into the memory bus, in order.
+    fn publish(&self, tick: Tick) -> impl std::future::Future<Output = ()> + 'static {
+        let (persistence, board) = (self.persistence.clone(), self.board.clone());
+        async move {
+            for p in tick.publications {
+                if let Err(e) = persistence.publish(p.namespace, &p.key, p.value).await {
+                    board.record_error("metrics", &format!("publishing {}: {e}", p.key));
+                }
+            }
+        }
     }
 }
 
@@ -241,5 +90,89 @@ impl Actor for MetricsActor {
 impl Supervised for MetricsActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.board.record_restart("metrics");
+    }
+}
+
+/// Makes the actor fail (test only): it records an error and stops.
+#[cfg(test)]
+pub(crate) struct Fail;
+
+#[cfg(test)]
+impl Message for Fail {
+    type Result = ();
+}
+
+#[cfg(test)]
+impl Handler<Fail> for MetricsActor {
+    type Result = ();
+    fn handle(&mut self, _: Fail, ctx: &mut Context<Self>) {
+        self.board
+            .record_error("metrics", "test: the metrics actor fails");
+        ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::actors::Persistence;
+    use crate::clock::ManualClock;
+    use crate::engine::EngineSlot;
+    use crate::ops::Store;
+
+    /// Wait (up to 10 s) until `done` holds.
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[test]
+    fn a_failed_metrics_actor_is_restarted_and_ticks_again() {
+        let sys = actix::System::new();
+        sys.block_on(async {
+            let (_dir, engine) = crate::engine::testutil::open_temp(ManualClock::new(0));
+            let slot = Arc::new(EngineSlot::new(engine));
+            let board = Arc::new(StatusBoard::new());
+            let store = Store {
+                engine: slot.clone(),
+                locks: Arc::default(),
+                status: board.clone(),
+                metrics: Arc::default(),
+            };
+            let latest = store.metrics.clone();
+            let addr = SyncArbiter::start(1, move || Persistence::new(store.clone()));
+            let handle = PersistenceHandle::new(addr, slot, latest.clone());
+            let (h, b) = (handle.clone(), board.clone());
+            let metrics = actix::Supervisor::start(move |_| {
+                MetricsActor::new(h, b, Duration::from_millis(50))
+            });
+            let state = |b: &StatusBoard| b.snapshot().get("metrics").cloned();
+            until("the first tick", || latest.get().is_some()).await;
+            let s = state(&board).unwrap();
+            assert_eq!((s.state.as_str(), s.restarts), ("running", 0));
+
+            metrics.send(Fail).await.unwrap();
+            until("the restart", || {
+                state(&board).is_some_and(|s| s.restarts == 1 && s.state == "running")
+            })
+            .await;
+            let s = state(&board).unwrap();
+            assert_eq!(
+                s.last_error.as_deref(),
+                Some("test: the metrics actor fails")
+            );
+            // It samples again after the restart.
+            let restarted = Instant::now();
+            until("a tick after the restart", || {
+                latest.get().is_some_and(|s| s.at > restarted)
+            })
+            .await;
+            assert!(metrics.connected());
+        });
     }
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::bus::MemoryStore;
 use crate::engine::{EngineSlot, Pass};
 use crate::error::{Error, Result};
-use crate::metrics::records::{collect_storage, VectorStorageRecord};
+use crate::metrics::{HostDisk, Latest, Sample};
 use crate::ops::{PersistenceOp, Store};
 
 pub struct Persistence {
@@ -49,8 +49,8 @@ enum WorkKind {
         key: String,
         value: Value,
     },
-    Storage,
-    Metrics,
+    /// Take a metrics sample.
+    Sample,
     /// Make everything acknowledged so far durable (WAL fsync + flush).
     Flush,
 }
@@ -58,8 +58,7 @@ enum WorkKind {
 /// What the work returns.
 pub enum Done {
     Value(Value),
-    Storage(Box<VectorStorageRecord>),
-    Text(String),
+    Sample(Box<Sample>),
 }
 
 impl Message for Work {
@@ -86,13 +85,12 @@ impl Handler<Work> for Persistence {
                     .publish(&namespace, &key, &value)
                     .map(|_| Done::Value(Value::Null))
             }
-            WorkKind::Storage => Ok(Done::Storage(Box::new(collect_storage(&*s.engine.get()?)))),
-            WorkKind::Metrics => {
+            WorkKind::Sample => {
                 let engine = s.engine.get()?;
-                let data_dir = engine.path().parent().unwrap_or(engine.path());
-                Ok(Done::Text(crate::metrics::render(
-                    &engine, &s.status, data_dir,
-                )))
+                let now_ms = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+                Ok(Done::Sample(Box::new(Sample::take(
+                    &engine, &s.status, &HostDisk, now_ms,
+                ))))
             }
             WorkKind::Flush => s.engine.get()?.flush().map(|_| Done::Value(Value::Null)),
         }
@@ -104,15 +102,18 @@ impl Handler<Work> for Persistence {
 pub struct PersistenceHandle {
     addr: Addr<Persistence>,
     slot: Arc<EngineSlot>,
+    /// The metrics actor's latest sample (the one the actor's `Store` has).
+    latest: Arc<Latest>,
     /// Other agents' memory servers that also receive published records.
     external: Option<Arc<crate::external::ExternalBus>>,
 }
 
 impl PersistenceHandle {
-    pub fn new(addr: Addr<Persistence>, slot: Arc<EngineSlot>) -> Self {
+    pub fn new(addr: Addr<Persistence>, slot: Arc<EngineSlot>, latest: Arc<Latest>) -> Self {
         PersistenceHandle {
             addr,
             slot,
+            latest,
             external: None,
         }
     }
@@ -164,25 +165,29 @@ impl PersistenceHandle {
         .map(|_| ())
     }
 
-    /// The Prometheus text of `/metrics` (blocking property reads).
-    pub async fn metrics(&self) -> Result<String> {
+    /// Take a metrics sample on a persistence thread (blocking property
+    /// reads, statvfs, `/proc/diskstats`).
+    pub async fn take_sample(&self) -> Result<Sample> {
         let pass = self.slot.enter()?;
-        match self.send(WorkKind::Metrics, Some(pass)).await? {
-            Done::Text(t) => Ok(t),
+        match self.send(WorkKind::Sample, Some(pass)).await? {
+            Done::Sample(s) => Ok(*s),
             _ => Err(Error::internal(
                 "the persistence actor answered another kind of work",
             )),
         }
     }
 
-    /// The figures behind the storage records (blocking property reads).
-    pub async fn collect_storage(&self) -> Result<VectorStorageRecord> {
-        let pass = self.slot.enter()?;
-        match self.send(WorkKind::Storage, Some(pass)).await? {
-            Done::Storage(r) => Ok(*r),
-            _ => Err(Error::internal(
-                "the persistence actor answered another kind of work",
-            )),
+    /// Where the metrics actor keeps its latest sample.
+    pub fn latest(&self) -> &Arc<Latest> {
+        &self.latest
+    }
+
+    /// The latest tick's sample (`GET /metrics`); before the first tick, a
+    /// new one.
+    pub async fn sample(&self) -> Result<Arc<Sample>> {
+        match self.latest.get() {
+            Some(s) => Ok(s),
+            None => self.take_sample().await.map(Arc::new),
         }
     }
 
@@ -222,9 +227,11 @@ mod tests {
                 engine: slot.clone(),
                 locks: Arc::default(),
                 status: Arc::default(),
+                metrics: Arc::default(),
             };
+            let latest = store.metrics.clone();
             let addr = SyncArbiter::start(1, move || Persistence::new(store.clone()));
-            let handle = PersistenceHandle::new(addr.clone(), slot.clone());
+            let handle = PersistenceHandle::new(addr.clone(), slot.clone(), latest);
             let health = || PersistenceOp::SystemHealth(SystemHealthParams {});
             let ok = handle.call(health()).await;
             assert!(alive(&ok), "{:?}", ok.err());

@@ -215,28 +215,35 @@ impl Service {
 
     /// The `backup` status record: the last create, restore or drill.
     fn record(&self, method: &str, started: Instant, result: &Result<Value>) {
-        self.board.update_record("backup", |record| {
-            record["last_operation"] = json!({"operation": method, "ok": result.is_ok(),
-            "error": result.as_ref().err().map(|e| e.message.clone()),
-            "duration_ms": started.elapsed().as_secs_f64() * 1000.0,
-            "at": iso_ms(SystemClock.now_ms())});
+        let at = iso_ms(SystemClock.now_ms());
+        self.board.update_backup(|record| {
+            record.last_operation = Some(crate::status::LastOperation {
+                operation: method.to_string(),
+                ok: result.is_ok(),
+                error: result.as_ref().err().map(|e| e.message.clone()),
+                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                at: at.clone(),
+            });
             if method == "backup_drill" {
-                record["drill"] = match result {
+                record.drill = Some(match result {
                     Ok(v) => v.clone(),
-                    Err(e) => {
-                        json!({"ok": false, "error": e.message, "at": iso_ms(SystemClock.now_ms())})
-                    }
-                };
+                    Err(e) => json!({"ok": false, "error": e.message, "at": at}),
+                });
             }
             if method == "backup_create" {
-                record["last_result"] = json!(if result.is_ok() { "ok" } else { "failed" });
+                record.last_result = Some(match result {
+                    Ok(_) => crate::status::Outcome::Ok,
+                    Err(_) => crate::status::Outcome::Failed,
+                });
                 if let Ok(v) = result {
-                    record["last_backup"] = v["name"].clone();
-                    record["last_backup_at_ms"] = v["created_at_ms"].clone();
-                    record["last_backup_at"] = v["created_at"].clone();
-                    record["last_backup_sequence"] = v["sequence"].clone();
-                    record["bytes_uploaded"] = v["uploaded_bytes"].clone();
-                    record["destination"] = v["destination"].clone();
+                    record.last_backup = Some(crate::status::LastBackup {
+                        last_backup: v["name"].as_str().map(str::to_string),
+                        last_backup_at_ms: v["created_at_ms"].as_i64(),
+                        last_backup_at: v["created_at"].as_str().map(str::to_string),
+                        last_backup_sequence: v["sequence"].as_u64(),
+                        bytes_uploaded: v["uploaded_bytes"].as_u64(),
+                        destination: v["destination"].as_str().map(str::to_string),
+                    });
                 }
             }
         });
@@ -1069,12 +1076,17 @@ async fn archive_pass(
         sequence: r.to_sequence,
         encrypted: encrypted || encrypt,
     });
-    c.board.update_record("backup", |record| {
-        record["wal_archive"] = json!({"location": t.url, "archived_sequence": r.to_sequence,
-            "store_sequence": latest, "lag_sequences": latest.saturating_sub(r.to_sequence),
-            "last_pass_at": iso_ms(SystemClock.now_ms()), "last_pass_bytes": r.bytes,
+    c.board.update_backup(|record| {
+        record.wal_archive = Some(crate::status::WalArchiveRecord {
+            location: t.url.clone(),
+            archived_sequence: r.to_sequence,
+            store_sequence: latest,
+            lag_sequences: latest.saturating_sub(r.to_sequence),
+            last_pass_at: iso_ms(SystemClock.now_ms()),
+            last_pass_bytes: r.bytes,
             // Everything committed before this pass started is archived now.
-            "last_pass_started_ms": started_ms});
+            last_pass_started_ms: started_ms,
+        });
     });
     Ok(r)
 }

@@ -1,163 +1,118 @@
-//! The records the daemon publishes about itself (`swarm/storage/*` in
-//! `ruvector/storage`, `ruvector/metrics`, `ruvector/errors`) and the store
-//! figures behind them.
+//! The records the daemon publishes about itself on its memory bus
+//! (INTEROP.md §3): `swarm/storage/vector_storage`, `…/index_persistence`
+//! and `…/status` in `ruvector/storage`, `swarm/storage/metrics` in
+//! `ruvector/metrics`, `swarm/storage/errors` in `ruvector/errors`. Each
+//! is a type whose field names are the published ones, made from a
+//! [`Sample`] and its [`Rates`].
 
 use serde::Serialize;
-use serde_json::json;
 
-use crate::engine::{Cf, Engine};
+use super::tick::Rates;
+use super::Sample;
+use crate::clock::iso_ms;
+use crate::engine::indexes::IndexInfo;
+use crate::status::{ErrorEvent, Records};
 
 pub const STATUS_NAMESPACE: &str = "ruvector/storage";
 pub const STATUS_KEY: &str = "swarm/storage/status";
 pub const VECTOR_STORAGE_KEY: &str = "swarm/storage/vector_storage";
-
-/// Figures behind `swarm/storage/vector_storage`.
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct VectorStorageRecord {
-    pub vectors_stored: u64,
-    pub storage_format: String,
-    pub compression: String,
-    pub size_bytes: u64,
-    pub compression_ratio: f64,
-    /// Bytes written to the store since open (for throughput deltas).
-    #[serde(skip)]
-    pub write_bytes_total: u64,
-    #[serde(skip)]
-    pub writes_total: u64,
-    #[serde(skip)]
-    pub reads_total: u64,
-    /// (used, available) bytes of the filesystem holding the data dir.
-    #[serde(skip)]
-    pub disk: Option<(u64, u64)>,
-    #[serde(skip)]
-    pub store_bytes: u64,
-    /// I/O counters of the data directory's block device, when known.
-    #[serde(skip)]
-    pub disk_io: Option<crate::metrics::DiskIo>,
-    /// Committed indexes (for `swarm/storage/index_persistence`).
-    #[serde(skip)]
-    pub indexes: Vec<crate::engine::indexes::IndexInfo>,
-}
-
-/// Parse `rocksdb.aggregated-table-properties` (`name=value; …`).
-fn table_prop(text: &str, name: &str) -> u64 {
-    text.split(';')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| k.trim() == name)
-        .and_then(|(_, v)| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Read the figures (blocking RocksDB property calls).
-pub fn collect_storage(engine: &Engine) -> VectorStorageRecord {
-    storage_record(engine, &engine.stats())
-}
-
-/// The figures, from stats already read.
-pub fn storage_record(engine: &Engine, stats: &crate::engine::StoreStats) -> VectorStorageRecord {
-    let mut raw = 0u64;
-    let mut data = 0u64;
-    for cf in [Cf::Vectors, Cf::Metadata] {
-        if let Ok(Some(text)) = engine
-            .db()
-            .property_value_cf(engine.cf(cf), "rocksdb.aggregated-table-properties")
-        {
-            raw += table_prop(&text, "raw key size") + table_prop(&text, "raw value size");
-            data += table_prop(&text, "data block size");
-        }
-    }
-    let cf_bytes = |name: &str| {
-        stats
-            .column_families
-            .iter()
-            .filter(|c| c.name == name)
-            .map(|c| c.sst_bytes + c.memtable_bytes)
-            .sum::<u64>()
-    };
-    let data_dir = engine.path().parent().unwrap_or(engine.path());
-    let vectors = stats
-        .column_families
-        .iter()
-        .find(|c| c.name == "vectors")
-        .map(|c| c.estimate_num_keys)
-        .unwrap_or(0);
-    VectorStorageRecord {
-        vectors_stored: vectors,
-        storage_format: "float32".into(),
-        compression: stats.compression.clone(),
-        size_bytes: cf_bytes("vectors") + cf_bytes("metadata"),
-        compression_ratio: if data > 0 {
-            (raw as f64 / data as f64 * 100.0).round() / 100.0
-        } else {
-            1.0
-        },
-        write_bytes_total: stats.write_bytes,
-        writes_total: stats.writes,
-        reads_total: stats.reads,
-        disk: crate::metrics::disk_space(data_dir),
-        store_bytes: stats.disk_bytes,
-        disk_io: crate::metrics::disk_io(data_dir),
-        indexes: match engine.index_list() {
-            Ok((list, _)) => list,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot list indexes for the status record");
-                Vec::new()
-            }
-        },
-    }
-}
-
 pub const INDEX_PERSISTENCE_KEY: &str = "swarm/storage/index_persistence";
-
-/// A snapshot or backup: when it was made and the store sequence it holds.
-#[derive(Debug, Clone, Copy)]
-pub struct Cut<'a> {
-    pub at: &'a str,
-    pub sequence: u64,
-}
-
-/// The seed's `swarm/storage/index_persistence` record: the most recently
-/// committed index in the seed's fields (`last_snapshot` / `last_backup`:
-/// the newest snapshot / backup whose sequence is at or after the index's
-/// commit, so holding it), and every index in `indexes`. Fields are null
-/// while there is none.
-pub fn index_persistence_record(
-    indexes: &[crate::engine::indexes::IndexInfo],
-    newest_snapshot: Option<Cut>,
-    last_backup: Option<Cut>,
-) -> serde_json::Value {
-    let latest = indexes.iter().max_by_key(|i| i.committed_at_ms);
-    let holds = |cut: Option<Cut>, i: &crate::engine::indexes::IndexInfo| {
-        cut.filter(|c| i.committed_sequence > 0 && c.sequence >= i.committed_sequence)
-            .map(|c| c.at.to_string())
-    };
-    let snapshot = |i: &crate::engine::indexes::IndexInfo| holds(newest_snapshot, i);
-    let backup = |i: &crate::engine::indexes::IndexInfo| holds(last_backup, i);
-    json!({
-        "index_type": latest.map(|i| &i.index_type),
-        "index_file": latest.map(|i| format!("indexes/{}", i.name)),
-        "name": latest.map(|i| &i.name),
-        "size_bytes": latest.map(|i| i.size_bytes),
-        "sha256": latest.map(|i| &i.sha256),
-        // Served from RocksDB's block cache, not a memory-mapped file.
-        "mmap_enabled": false,
-        "last_snapshot": latest.and_then(snapshot),
-        "last_backup": latest.and_then(backup),
-        "committed_at": latest.map(|i| &i.committed_at),
-        "count": indexes.len(),
-        "total_size_bytes": indexes.iter().map(|i| i.size_bytes).sum::<u64>(),
-        "indexes": indexes.iter().map(|i| json!({
-            "name": i.name, "index_type": i.index_type, "size_bytes": i.size_bytes,
-            "sha256": i.sha256, "committed_at": i.committed_at,
-            "last_snapshot": snapshot(i), "last_backup": backup(i),
-        })).collect::<Vec<_>>(),
-    })
-}
-
 pub const METRICS_NAMESPACE: &str = "ruvector/metrics";
 pub const METRICS_KEY: &str = "swarm/storage/metrics";
 pub const ERRORS_NAMESPACE: &str = "ruvector/errors";
 pub const ERRORS_KEY: &str = "swarm/storage/errors";
+
+fn round(v: f64, decimals: i32) -> f64 {
+    let m = 10f64.powi(decimals);
+    (v * m).round() / m
+}
+
+/// `swarm/storage/vector_storage`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VectorStorageRecord {
+    pub vectors_stored: u64,
+    pub storage_format: &'static str,
+    pub compression: String,
+    pub size_bytes: u64,
+    pub compression_ratio: f64,
+    /// MB/s written to the store since the previous tick.
+    pub write_throughput_mbs: f64,
+    pub timestamp: String,
+}
+
+impl VectorStorageRecord {
+    pub fn new(s: &Sample, rates: &Rates) -> Self {
+        VectorStorageRecord {
+            vectors_stored: s.vectors.vectors_stored,
+            storage_format: "float32",
+            compression: s.store.compression.clone(),
+            size_bytes: s.vectors.size_bytes,
+            compression_ratio: s.vectors.compression_ratio,
+            write_throughput_mbs: round(rates.write_mbs, 3),
+            timestamp: iso_ms(s.at_ms),
+        }
+    }
+}
+
+/// `swarm/storage/metrics`: the seed's fields, plus the disk's utilisation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricsRecord {
+    /// The store on disk, GB.
+    pub total_size_gb: f64,
+    /// Available on the data directory's filesystem, GB.
+    pub available_space_gb: f64,
+    /// Used percentage of that filesystem.
+    pub usage_percentage: f64,
+    pub write_iops: f64,
+    pub read_iops: f64,
+    pub compression_ratio: f64,
+    /// Hours since the last successful backup (null before the first).
+    pub backup_age_hours: Option<f64>,
+    /// Busy fraction of the data directory's block device over the last
+    /// interval (null when unknown).
+    pub disk_io_utilization: Option<f64>,
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+}
+
+impl MetricsRecord {
+    pub fn new(s: &Sample, rates: &Rates) -> Self {
+        let gb = |b: u64| round(b as f64 / 1e9, 3);
+        MetricsRecord {
+            total_size_gb: gb(s.store.disk_bytes),
+            available_space_gb: gb(s.disk.map_or(0, |d| d.available)),
+            usage_percentage: round(s.disk_usage() * 100.0, 1),
+            write_iops: rates.write_iops.round(),
+            read_iops: rates.read_iops.round(),
+            compression_ratio: s.vectors.compression_ratio,
+            backup_age_hours: s.backup_age_secs().map(|secs| round(secs / 3600.0, 2)),
+            disk_io_utilization: rates.disk_io_utilisation,
+            timestamp: s.at_ms,
+        }
+    }
+}
+
+/// `swarm/storage/errors`: the latest error and what to do about it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorRecord {
+    pub error: String,
+    /// What failed: the actor or check that recorded it (`disk`, `backup`, …).
+    pub operation: String,
+    pub recovery_action: &'static str,
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+}
+
+impl From<&ErrorEvent> for ErrorRecord {
+    fn from(e: &ErrorEvent) -> Self {
+        ErrorRecord {
+            error: e.message.clone(),
+            operation: e.actor.clone(),
+            recovery_action: recovery_action(&e.actor),
+            timestamp: e.at_ms,
+        }
+    }
+}
 
 /// What an operator (or agent) should do about an error of this origin.
 pub fn recovery_action(origin: &str) -> &'static str {
@@ -171,10 +126,125 @@ pub fn recovery_action(origin: &str) -> &'static str {
     }
 }
 
+/// A snapshot or backup: when it was made and the store sequence it holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Cut<'a> {
+    pub at: &'a str,
+    pub sequence: u64,
+}
+
+impl<'a> Cut<'a> {
+    /// The newest snapshot and the last backup, from the board's records.
+    pub fn of(records: &'a Records) -> (Option<Cut<'a>>, Option<Cut<'a>>) {
+        let snapshot = records
+            .snapshots
+            .as_ref()
+            .and_then(|r| r.summary()?.newest.as_ref())
+            .map(|n| Cut {
+                at: &n.created_at,
+                sequence: n.latest_sequence,
+            });
+        let backup = records
+            .backup
+            .as_ref()
+            .and_then(|b| b.last_backup.as_ref())
+            .and_then(|b| {
+                Some(Cut {
+                    at: b.last_backup_at.as_deref()?,
+                    sequence: b.last_backup_sequence?,
+                })
+            });
+        (snapshot, backup)
+    }
+}
+
+/// `swarm/storage/index_persistence`: the most recently committed index in
+/// the seed's fields, and every index in `indexes`. Fields are null while
+/// there is none.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IndexPersistenceRecord {
+    pub index_type: Option<String>,
+    /// `indexes/<name>`.
+    pub index_file: Option<String>,
+    pub name: Option<String>,
+    pub size_bytes: Option<u64>,
+    pub sha256: Option<String>,
+    /// Whether indexes are served from a memory-mapped file: always false,
+    /// they are served from RocksDB's block cache. A constant until
+    /// memory-mapped indexes exist (the seed's field is kept for agents
+    /// that read it).
+    pub mmap_enabled: bool,
+    /// The newest snapshot whose sequence is at or after the index's
+    /// commit (so holding it).
+    pub last_snapshot: Option<String>,
+    /// Likewise for the last backup.
+    pub last_backup: Option<String>,
+    pub committed_at: Option<String>,
+    pub count: usize,
+    pub total_size_bytes: u64,
+    pub indexes: Vec<IndexEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IndexEntry {
+    pub name: String,
+    pub index_type: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+    pub committed_at: String,
+    pub last_snapshot: Option<String>,
+    pub last_backup: Option<String>,
+}
+
+impl IndexPersistenceRecord {
+    pub fn new(
+        indexes: &[IndexInfo],
+        newest_snapshot: Option<Cut>,
+        last_backup: Option<Cut>,
+    ) -> Self {
+        let latest = indexes.iter().max_by_key(|i| i.committed_at_ms);
+        let holds = |cut: Option<Cut>, i: &IndexInfo| {
+            cut.filter(|c| i.committed_sequence > 0 && c.sequence >= i.committed_sequence)
+                .map(|c| c.at.to_string())
+        };
+        IndexPersistenceRecord {
+            index_type: latest.map(|i| i.index_type.clone()),
+            index_file: latest.map(|i| format!("indexes/{}", i.name)),
+            name: latest.map(|i| i.name.clone()),
+            size_bytes: latest.map(|i| i.size_bytes),
+            sha256: latest.map(|i| i.sha256.clone()),
+            mmap_enabled: false,
+            last_snapshot: latest.and_then(|i| holds(newest_snapshot, i)),
+            last_backup: latest.and_then(|i| holds(last_backup, i)),
+            committed_at: latest.map(|i| i.committed_at.clone()),
+            count: indexes.len(),
+            total_size_bytes: indexes.iter().map(|i| i.size_bytes).sum(),
+            indexes: indexes
+                .iter()
+                .map(|i| IndexEntry {
+                    name: i.name.clone(),
+                    index_type: i.index_type.clone(),
+                    size_bytes: i.size_bytes,
+                    sha256: i.sha256.clone(),
+                    committed_at: i.committed_at.clone(),
+                    last_snapshot: holds(newest_snapshot, i),
+                    last_backup: holds(last_backup, i),
+                })
+                .collect(),
+        }
+    }
+
+    /// From a sample: its indexes, and the snapshot and backup in its records.
+    pub fn of(s: &Sample) -> Self {
+        let (snapshot, backup) = Cut::of(&s.records);
+        IndexPersistenceRecord::new(&s.indexes, snapshot, backup)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{index_persistence_record, table_prop, Cut};
-    use crate::engine::indexes::IndexInfo;
+    use super::*;
+    use serde_json::{json, Value};
 
     fn info(name: &str, at_ms: i64) -> IndexInfo {
         IndexInfo {
@@ -191,12 +261,15 @@ mod tests {
         }
     }
 
+    fn to_json(r: &IndexPersistenceRecord) -> Value {
+        serde_json::to_value(r).unwrap()
+    }
+
     #[test]
     fn index_persistence_names_the_newest_index_and_what_holds_it() {
-        let none = index_persistence_record(&[], None, None);
+        let none = to_json(&IndexPersistenceRecord::new(&[], None, None));
         assert_eq!(none["count"], 0);
         assert!(none["index_type"].is_null() && none["last_snapshot"].is_null());
-        assert_eq!(none["mmap_enabled"], false);
         // Committed at sequences 1000 and 2000.
         let list = [info("old", 1_000_000), info("new", 2_000_000)];
         let snap_at = crate::clock::iso_ms(9_999_999);
@@ -209,7 +282,11 @@ mod tests {
             at: &backup_at,
             sequence: 2000,
         };
-        let r = index_persistence_record(&list, Some(snap), Some(backup));
+        let r = to_json(&IndexPersistenceRecord::new(
+            &list,
+            Some(snap),
+            Some(backup),
+        ));
         assert_eq!(r["name"], "new");
         assert_eq!(r["index_file"], "indexes/new");
         assert_eq!(r["size_bytes"], 100);
@@ -222,7 +299,11 @@ mod tests {
         // Not yet known to be committed at a sequence: held by nothing.
         let mut unknown = list[0].clone();
         unknown.committed_sequence = 0;
-        let r = index_persistence_record(&[unknown], Some(snap), Some(backup));
+        let r = to_json(&IndexPersistenceRecord::new(
+            &[unknown],
+            Some(snap),
+            Some(backup),
+        ));
         assert!(
             r["last_snapshot"].is_null() && r["last_backup"].is_null(),
             "{r}"
@@ -230,11 +311,80 @@ mod tests {
     }
 
     #[test]
-    fn parses_aggregated_table_properties() {
-        let t = "# data blocks=3; # entries=10; raw key size=120; raw value size=4000; data block size=2100; index block size (user-key? 1, delta-value? 1)=50";
-        assert_eq!(table_prop(t, "raw key size"), 120);
-        assert_eq!(table_prop(t, "raw value size"), 4000);
-        assert_eq!(table_prop(t, "data block size"), 2100);
-        assert_eq!(table_prop(t, "missing"), 0);
+    fn index_persistence_has_the_seeds_fields() {
+        let r = to_json(&IndexPersistenceRecord::new(
+            &[info("a", 1_000)],
+            None,
+            None,
+        ));
+        let mut fields: Vec<&str> = r.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        fields.sort();
+        assert_eq!(
+            fields,
+            [
+                "committed_at",
+                "count",
+                "index_file",
+                "index_type",
+                "indexes",
+                "last_backup",
+                "last_snapshot",
+                "mmap_enabled",
+                "name",
+                "sha256",
+                "size_bytes",
+                "total_size_bytes"
+            ]
+        );
+    }
+
+    #[test]
+    fn cuts_come_from_the_snapshots_and_backup_records() {
+        use crate::status::*;
+        let mut records = Records::default();
+        assert!(matches!(Cut::of(&records), (None, None)));
+        records.snapshots = Some(SnapshotsRecord {
+            list: SnapshotList::Listed(SnapshotSummary {
+                count: 1,
+                newest: Some(NewestSnapshot {
+                    name: "s".into(),
+                    created_at: "then".into(),
+                    latest_sequence: 9,
+                }),
+                ..Default::default()
+            }),
+            last_operation: None,
+            timestamp: "now".into(),
+        });
+        records.backup = Some(BackupRecord {
+            last_backup: Some(LastBackup {
+                last_backup_at: Some("b-at".into()),
+                last_backup_sequence: Some(4),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let (s, b) = Cut::of(&records);
+        let (s, b) = (s.unwrap(), b.unwrap());
+        assert_eq!((s.at, s.sequence), ("then", 9));
+        assert_eq!((b.at, b.sequence), ("b-at", 4));
+    }
+
+    #[test]
+    fn errors_record_carries_the_recovery_action_of_its_origin() {
+        let e = ErrorEvent {
+            seq: 3,
+            actor: "disk".into(),
+            message: "disk usage 85.0% is at or above 80%".into(),
+            at_ms: 42,
+        };
+        assert_eq!(
+            serde_json::to_value(ErrorRecord::from(&e)).unwrap(),
+            json!({"error": "disk usage 85.0% is at or above 80%", "operation": "disk",
+                "recovery_action": recovery_action("disk"), "timestamp": 42})
+        );
+        assert!(recovery_action("disk").contains("snapshot prune"));
+        assert!(recovery_action("scheduler").contains("SIGHUP"));
+        assert_eq!(recovery_action("anything else"), "retry_or_alert");
     }
 }

@@ -109,6 +109,8 @@ pub struct Store {
     pub engine: Arc<EngineSlot>,
     pub locks: Arc<KeyLocks>,
     pub status: Arc<StatusBoard>,
+    /// The metrics actor's latest sample (`storage_stats {detailed}`).
+    pub metrics: Arc<crate::metrics::Latest>,
 }
 
 /// Why a request could not even be turned into an [`Op`].

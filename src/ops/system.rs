@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{Blocking, Store};
+use crate::clock::{Clock, SystemClock};
 use crate::engine::Cf;
 use crate::error::Result;
+use crate::metrics::{exposition, HostDisk, Sample};
 
 /// Daemon health: overall status, version, pid and each actor's state.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, Args)]
@@ -32,7 +34,7 @@ impl Blocking<Store> for SystemHealthParams {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, Args)]
 #[serde(deny_unknown_fields)]
 pub struct StorageStatsParams {
-    /// Add every metric of GET /metrics (as name → value).
+    /// Add every metric of GET /metrics (as name → value, from the same sample: the latest tick's).
     #[serde(default)]
     #[arg(long)]
     pub detailed: bool,
@@ -57,8 +59,10 @@ impl Blocking<Store> for StorageStatsParams {
             "actors": s.status.snapshot(),
             "records": s.status.records(),
             "metrics": self.detailed.then(|| {
-                let data_dir = e.path().parent().unwrap_or(e.path());
-                crate::metrics::samples(&crate::metrics::render(&e, &s.status, data_dir))
+                let sample = s.metrics.get_or_take(|| {
+                    Sample::take(&e, &s.status, &HostDisk, SystemClock.now_ms())
+                });
+                exposition::json(&sample)
             }),
         }))
     }

@@ -1,6 +1,7 @@
 //! `GET /metrics` on the JSON-RPC port: a tower layer in front of the
-//! JSON-RPC service that answers that one path with the Prometheus text
-//! format and passes every other request through.
+//! JSON-RPC service that answers that one path with the latest metrics
+//! sample — OpenMetrics when the `Accept` header prefers it, the Prometheus
+//! text format otherwise — and passes every other request through.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,9 +12,12 @@ use jsonrpsee::core::BoxError;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
 use tower::{Layer, Service};
 
-/// Produces the exposition text (or why it cannot).
-pub type Render =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync>;
+use crate::metrics::exposition::Format;
+
+/// Produces the exposition in a format (or why it cannot).
+pub type Render = Arc<
+    dyn Fn(Format) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync,
+>;
 
 #[derive(Clone)]
 pub struct MetricsLayer {
@@ -70,9 +74,14 @@ where
     fn call(&mut self, req: HttpRequest) -> Self::Future {
         if req.method() == http::Method::GET && req.uri().path() == "/metrics" {
             let render = self.render.clone();
+            let accept = req
+                .headers()
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            let format = Format::negotiate(accept);
             return Box::pin(async move {
-                Ok(match render().await {
-                    Ok(text) => response(200, "text/plain; version=0.0.4; charset=utf-8", text),
+                Ok(match render(format).await {
+                    Ok(text) => response(200, format.content_type(), text),
                     Err(e) => response(
                         503,
                         "text/plain; charset=utf-8",

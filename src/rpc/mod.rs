@@ -122,9 +122,12 @@ pub async fn start(listen: Listen<'_>, state: Arc<RpcState>) -> Result<(ServerHa
         .max_connections(1024)
         .build();
     let probe = state.router.persistence.clone();
-    let render: metrics_http::Render = std::sync::Arc::new(move || {
+    let render: metrics_http::Render = std::sync::Arc::new(move |format| {
         let probe = probe.clone();
-        Box::pin(async move { probe.metrics().await.map_err(|e| e.message) })
+        Box::pin(async move {
+            let sample = probe.sample().await.map_err(|e| e.message)?;
+            crate::metrics::exposition::render(&sample, format)
+        })
     });
     let http_middleware = tower::ServiceBuilder::new()
         .layer(auth_http::AuthLayer(auth))

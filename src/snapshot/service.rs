@@ -16,7 +16,9 @@ use crate::config::Config;
 use crate::engine::{Engine, EngineSlot};
 use crate::error::{Error, Result};
 use crate::fs::crash_point;
-use crate::status::StatusBoard;
+use crate::status::{
+    LastOperation, NewestSnapshot, SnapshotList, SnapshotSummary, SnapshotsRecord, StatusBoard,
+};
 
 /// Everything the snapshot workflows use.
 pub struct Service {
@@ -98,10 +100,13 @@ impl Service {
                 .record_error("snapshot", &format!("{method}: {e}"));
         }
         if method != "snapshot_list" {
-            let last = json!({"operation": method, "ok": result.is_ok(),
-                "error": result.as_ref().err().map(|e| e.message.clone()),
-                "duration_ms": started.elapsed().as_secs_f64() * 1000.0,
-                "at": iso_ms(self.clock.now_ms())});
+            let last = LastOperation {
+                operation: method.to_string(),
+                ok: result.is_ok(),
+                error: result.as_ref().err().map(|e| e.message.clone()),
+                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                at: iso_ms(self.clock.now_ms()),
+            };
             self.publish_summary(Some(last)).await;
         }
         result
@@ -276,26 +281,38 @@ impl Service {
         }
     }
 
-    /// The `swarm/storage/snapshots` record.
-    async fn publish_summary(&self, last: Option<Value>) {
+    /// The `swarm/storage/snapshots` record (`last`: the operation that
+    /// just ended; without one the previous record's is kept).
+    async fn publish_summary(&self, last: Option<LastOperation>) {
         let store = self.store.clone();
         let list = blocking(move || store.list(true)).await;
-        let mut record = match list {
-            Ok(list) => json!({
-                "count": list.len(),
-                "total_bytes": list.iter().map(|s| s.total_bytes).sum::<u64>(),
-                "exclusive_bytes": list.iter().filter_map(|s| s.exclusive_bytes).sum::<u64>(),
-                "newest": list.last().map(|s| json!({"name": s.name, "created_at": s.created_at,
-                    "latest_sequence": s.latest_sequence})),
-                "newest_verified": list.iter().rev().find(|s| s.verified == Some(true)).map(|s| s.name.clone()),
+        let list = match list {
+            Ok(list) => SnapshotList::Listed(SnapshotSummary {
+                count: list.len(),
+                total_bytes: list.iter().map(|s| s.total_bytes).sum(),
+                exclusive_bytes: list.iter().filter_map(|s| s.exclusive_bytes).sum(),
+                newest: list.last().map(|s| NewestSnapshot {
+                    name: s.name.clone(),
+                    created_at: s.created_at.clone(),
+                    latest_sequence: s.latest_sequence,
+                }),
+                newest_verified: list
+                    .iter()
+                    .rev()
+                    .find(|s| s.verified == Some(true))
+                    .map(|s| s.name.clone()),
             }),
-            Err(e) => json!({"error": e.message}),
+            Err(e) => SnapshotList::Failed { error: e.message },
         };
-        let previous = self.board.records().get("snapshots").cloned();
-        let last = last.or_else(|| previous.and_then(|p| p.get("last_operation").cloned()));
-        record["last_operation"] = last.unwrap_or(Value::Null);
-        record["timestamp"] = json!(iso_ms(self.clock.now_ms()));
-        self.board.set_record("snapshots", record);
+        let timestamp = iso_ms(self.clock.now_ms());
+        self.board.update_records(|r| {
+            let last = last.or_else(|| r.snapshots.take().and_then(|p| p.last_operation));
+            r.snapshots = Some(SnapshotsRecord {
+                list,
+                last_operation: last,
+                timestamp,
+            });
+        });
     }
 }
 

@@ -1,5 +1,11 @@
-//! The status board: each actor's state, restarts and last error, shared by
-//! the actors (writers) and `system_health` / the status publisher (readers).
+//! The status board: each actor's state, restarts and last error, and the
+//! typed summary records ([`Records`]), shared by the actors and services
+//! (writers) and `system_health`, `storage_stats` and the status publisher
+//! (readers).
+
+mod records;
+
+pub use records::*;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -32,9 +38,9 @@ pub struct ErrorEvent {
 pub struct StatusBoard {
     latest_error: Mutex<Option<ErrorEvent>>,
     actors: Mutex<BTreeMap<String, ActorState>>,
-    /// Named summary records (e.g. `snapshots`), published on the bus as
-    /// `swarm/storage/<name>` and shown in `stats`.
-    records: Mutex<BTreeMap<String, Value>>,
+    /// Summary records, published on the bus as `swarm/storage/<name>`
+    /// and shown in `stats`.
+    records: Mutex<Records>,
     started_ms: i64,
 }
 
@@ -106,21 +112,18 @@ impl StatusBoard {
         });
     }
 
-    pub fn set_record(&self, name: &str, value: Value) {
-        self.records
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_string(), value);
+    /// Change the records in place, under the lock: two writers of
+    /// different records (or fields of one) never lose each other's.
+    pub fn update_records<R>(&self, change: impl FnOnce(&mut Records) -> R) -> R {
+        change(&mut self.records.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Change one record in place (starting from `{}`), under the lock: two
-    /// writers of different fields of a record never lose each other's.
-    pub fn update_record(&self, name: &str, change: impl FnOnce(&mut Value)) {
-        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
-        change(records.entry(name.to_string()).or_insert_with(|| json!({})));
+    /// Change the `backup` record (starting from an empty one).
+    pub fn update_backup(&self, change: impl FnOnce(&mut BackupRecord)) {
+        self.update_records(|r| change(r.backup.get_or_insert_with(BackupRecord::default)));
     }
 
-    pub fn records(&self) -> BTreeMap<String, Value> {
+    pub fn records(&self) -> Records {
         self.records
             .lock()
             .unwrap_or_else(|p| p.into_inner())
