@@ -20,7 +20,6 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use rocksdb::ReadOptions;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::backup::progress::Progress;
@@ -29,50 +28,10 @@ use crate::clock::iso_ms;
 use crate::codec::{self, Codec};
 use crate::engine::{Cf, Engine};
 use crate::error::{Error, ErrorKind, Result};
+pub use crate::status::{CfReport, IntegrityReport as Report, Problem};
 
 /// Problems listed in full; beyond this only counted.
 const MAX_LISTED: usize = 100;
-
-/// One thing found wrong.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Problem {
-    pub column_family: String,
-    /// The key, printable (bytes that are not UTF-8 as `\xNN`), at most 200 chars.
-    pub key: String,
-    pub problem: String,
-}
-
-/// What was read of one column family.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
-pub struct CfReport {
-    pub name: String,
-    pub keys: u64,
-    pub bytes: u64,
-    pub problems: u64,
-}
-
-/// The result of a check.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Report {
-    pub ok: bool,
-    /// Every block and value was read (`--verify-integrity`).
-    pub deep: bool,
-    /// The store sequence the check read at.
-    pub sequence: u64,
-    pub column_families: Vec<CfReport>,
-    pub problems_total: u64,
-    /// The first problems found (at most 100).
-    pub problems: Vec<Problem>,
-    pub collections: usize,
-    pub indexes_checked: usize,
-    pub access_counters: u64,
-    /// Access counters whose entry is gone (entries expired by the
-    /// compaction filter leave them; harmless, reported for GC).
-    pub orphan_access_counters: u64,
-    pub seconds: f64,
-    pub mb_per_s: f64,
-    pub checked_at: String,
-}
 
 struct Findings {
     problems: Vec<Problem>,

@@ -69,10 +69,10 @@ impl Service {
         self.progress.end();
         match &result {
             Ok(report) => {
-                let mut record = json!(report);
                 // The record keeps the summary; the problems are in the result.
-                record["problems"] = json!(report.problems.iter().take(10).collect::<Vec<_>>());
-                self.board.set_record("integrity", record);
+                let mut record = report.clone();
+                record.problems.truncate(10);
+                self.board.update_records(|r| r.integrity = Some(record));
                 if !report.ok {
                     self.board.record_error(
                         "compaction",
@@ -99,6 +99,6 @@ impl Service {
     pub async fn status(self: Arc<Self>) -> Result<Value> {
         let (running, last) = self.progress.report();
         Ok(json!({"running": running, "last": last,
-            "integrity": self.board.records().get("integrity")}))
+            "integrity": self.board.records().integrity}))
     }
 }

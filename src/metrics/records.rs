@@ -122,6 +122,7 @@ pub fn recovery_action(origin: &str) -> &'static str {
         "snapshot" => "check disk space and the snapshot named in the error, then retry",
         "backup" => "check the destination and the WAL archive (backup verify --read-data, wal archive); a backup that fell back to files is complete",
         "persistence" => "retry; if it persists, verify and restore the newest verified snapshot",
+        "compaction" => "run check --verify-integrity to list the damage; restore the newest verified snapshot (snapshot verify, snapshot restore) or a backup",
         _ => "retry_or_alert",
     }
 }

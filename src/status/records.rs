@@ -16,6 +16,8 @@ pub struct Records {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_bus: Option<Vec<ExternalTargetStatus>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<IntegrityReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshots: Option<SnapshotsRecord>,
 }
 
@@ -272,4 +274,46 @@ mod tests {
             json!({"device": "vda", "utilisation": 0.5, "interval_secs": 1.0})
         );
     }
+}
+
+/// One thing found wrong.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Problem {
+    pub column_family: String,
+    /// The key, printable (bytes that are not UTF-8 as `\xNN`), at most 200 chars.
+    pub key: String,
+    pub problem: String,
+}
+
+/// What was read of one column family.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct CfReport {
+    pub name: String,
+    pub keys: u64,
+    pub bytes: u64,
+    pub problems: u64,
+}
+
+/// `swarm/storage/integrity`: the result of the last `check` (the
+/// maintenance module makes it; the record keeps the first 10 problems).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IntegrityReport {
+    pub ok: bool,
+    /// Every block and value was read (`--verify-integrity`).
+    pub deep: bool,
+    /// The store sequence the check read at.
+    pub sequence: u64,
+    pub column_families: Vec<CfReport>,
+    pub problems_total: u64,
+    /// The first problems found (at most 100).
+    pub problems: Vec<Problem>,
+    pub collections: usize,
+    pub indexes_checked: usize,
+    pub access_counters: u64,
+    /// Access counters whose entry is gone (entries expired by the
+    /// compaction filter leave them; harmless, reported for GC).
+    pub orphan_access_counters: u64,
+    pub seconds: f64,
+    pub mb_per_s: f64,
+    pub checked_at: String,
 }
