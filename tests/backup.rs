@@ -6,6 +6,8 @@
 //! --read-data, restore of every backup into a
 //! fresh directory (opened by a second daemon and compared key by key),
 //! restore into the running daemon, and refusal of a non-empty target.
+//! Also: SIGTERM in the middle of an upload, and the `backup.*` schedule
+//! actions firing inside a running daemon.
 
 mod common;
 
@@ -42,20 +44,57 @@ fn wait_http(url: &str) {
     }
 }
 
-fn spawn(program: &str, args: &[&str]) -> Server {
-    Server(
-        Command::new(program)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{program} is required (scripts/deps.sh installs it): {e}")),
-    )
+/// Start a server on port 0 (the kernel picks a free one; nothing can take
+/// it between our choice and its bind) and read the port from the line
+/// where it says it listens: `http://127.0.0.1:PORT`. Its output is drained
+/// to the end, so it never blocks on a full pipe.
+fn spawn_on_port_0(program: &str, args: &[&str], listening: &str) -> (Server, u16) {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} is required (scripts/deps.sh installs it): {e}"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let outputs: [Box<dyn std::io::Read + Send>; 2] = [
+        Box::new(child.stdout.take().unwrap()),
+        Box::new(child.stderr.take().unwrap()),
+    ];
+    for out in outputs {
+        let (tx, listening) = (tx.clone(), listening.to_string());
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(|l| l.ok()) {
+                if let Some(port) = line.contains(&listening).then(|| port_in(&line)).flatten() {
+                    let _ = tx.send(port);
+                }
+            }
+        });
+    }
+    drop(tx);
+    let server = Server(child);
+    let port = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{program} did not say where it listens ({listening:?})"));
+    (server, port)
+}
+
+/// The port of the first `http://127.0.0.1:PORT` in a line.
+fn port_in(line: &str) -> Option<u16> {
+    const AT: &str = "http://127.0.0.1:";
+    let rest = &line[line.find(AT)? + AT.len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 fn moto() -> (Server, Vec<(String, String)>, String) {
-    let port = free_port();
-    let s = spawn("moto_server", &["-H", "127.0.0.1", "-p", &port.to_string()]);
+    // werkzeug prints " * Running on http://127.0.0.1:PORT" (on stderr).
+    let (s, port) = spawn_on_port_0(
+        "moto_server",
+        &["-H", "127.0.0.1", "-p", "0"],
+        "Running on http://",
+    );
     wait_http(&format!("http://127.0.0.1:{port}/moto-api/"));
     let st = Command::new("curl")
         .args([
@@ -106,16 +145,18 @@ fn gcs_on_moto() -> (Server, Vec<(String, String)>, String) {
 }
 
 fn azurite(dir: &Path) -> (Server, Vec<(String, String)>, String) {
-    let port = free_port();
     let loc = dir.join("azurite");
     std::fs::create_dir_all(&loc).unwrap();
-    let s = spawn(
+    // Azurite 3.35 prints "Azurite Blob service successfully listens on
+    // http://127.0.0.1:PORT" (on stdout; "... is starting on 127.0.0.1:0"
+    // before, which has no URL).
+    let (s, port) = spawn_on_port_0(
         "azurite-blob",
         &[
             "--blobHost",
             "127.0.0.1",
             "--blobPort",
-            &port.to_string(),
+            "0",
             "--location",
             loc.to_str().unwrap(),
             "--skipApiVersionCheck",
@@ -123,6 +164,7 @@ fn azurite(dir: &Path) -> (Server, Vec<(String, String)>, String) {
             "--silent",
             "--disableTelemetry",
         ],
+        "Azurite Blob service",
     );
     wait_http(&format!(
         "http://127.0.0.1:{port}/devstoreaccount1?comp=list"
@@ -810,4 +852,305 @@ async fn an_encrypted_backup_keeps_the_wal_archive_encrypted_from_then_on() {
     d.terminate();
     let d2 = start(&out);
     assert_eq!(dump(&d2.client()).await, want);
+}
+
+/// A TCP proxy to `upstream` that passes on what a client sends at about
+/// `rate` bytes a second per connection (and answers at full speed): a
+/// slow destination in front of a real one.
+async fn slow_proxy(upstream: u16, rate: usize) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    return;
+                };
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                let up = async move {
+                    let mut buf = vec![0u8; rate / 10];
+                    while let Ok(n @ 1..) = from_client.read(&mut buf).await {
+                        if to_server.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    let _ = to_server.shutdown().await;
+                };
+                let down = async move {
+                    let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+                };
+                tokio::join!(up, down);
+            });
+        }
+    });
+    port
+}
+
+/// SIGTERM while a backup uploads to a slow destination (S3 on moto behind
+/// a proxy passing 64 KiB/s per connection): the backup job is cancelled at
+/// an await point, so the daemon exits 0 long before the upload could end
+/// (its shutdown deadline is 300 s; the test waits 30). Nothing partial is
+/// visible in the location, the staging directory the job left is removed
+/// at the next start, and the retry succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_an_upload_cancels_the_backup_and_leaves_nothing_visible() {
+    const RATE: usize = 64 << 10;
+    let tmp = tempfile::tempdir().unwrap();
+    let (_moto, env, url) = moto();
+    let moto_url = env
+        .iter()
+        .find(|(k, _)| k == "AWS_ENDPOINT_URL")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let moto_port: u16 = moto_url.rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = slow_proxy(moto_port, RATE).await;
+    let slow_url = format!("http://127.0.0.1:{proxy}");
+    let with_endpoint = |endpoint: &str| -> Vec<(String, String)> {
+        env.iter()
+            .map(|(k, v)| match k.as_str() {
+                "AWS_ENDPOINT_URL" => (k.clone(), endpoint.to_string()),
+                _ => (k.clone(), v.clone()),
+            })
+            .collect()
+    };
+    let start_on = |endpoint: &str, config: &str| {
+        let env = with_endpoint(endpoint);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let cfg = tmp.path().join("config.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let cfg = cfg.display().to_string();
+        start_full(
+            &tmp.path().join("data"),
+            &env,
+            &[],
+            &["--config", &cfg],
+            Stdio::inherit(),
+        )
+    };
+    let d = start_on(&slow_url, "shutdown-timeout-secs = 300\n");
+    let c = d.client();
+    // ~40 MB of values that do not compress much.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for chunk in 0..80 {
+        let entries: Vec<Value> = (0..500)
+            .map(|i| {
+                let value: String = (0..1000)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        char::from(b"0123456789abcdefghijklmnopqrstuv"[(x % 32) as usize])
+                    })
+                    .collect();
+                json!({"key": format!("k{chunk:03}-{i:03}"), "value": value})
+            })
+            .collect();
+        ok(&c, "storage_write", json!({"entries": entries})).await;
+    }
+    ok(&c, "wal_checkpoint", json!({})).await;
+    let create = json!({"destination": url, "name": "big", "method": "files"});
+    let c2 = d.client();
+    let p2 = create.clone();
+    let call = tokio::spawn(async move { c2.call("backup_create", p2).await });
+    // Wait until it uploads.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let running = loop {
+        let s = ok(&c, "backup_status", json!({})).await;
+        if s["running"]["phase"] == "uploading" {
+            break s["running"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the backup never started uploading: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let total = running["bytes_total"].as_u64().unwrap();
+    assert!(
+        total >= (4 * RATE * 60) as u64,
+        "the upload must take over a minute at this rate: {running}"
+    );
+    drop(c);
+    let status = tokio::task::spawn_blocking(move || d.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    let r = call.await.unwrap();
+    assert!(r.is_err(), "the backup did not complete: {r:?}");
+    let staging = tmp.path().join("data/backup-staging");
+    assert!(
+        staging.join("big").exists(),
+        "a cancelled job leaves its staging directory (for the next start)"
+    );
+
+    // Next start, straight to moto: staging removed, nothing visible.
+    let d = start_on(&moto_url, "");
+    let c = d.client();
+    ok(&c, "backup_status", json!({})).await;
+    assert!(!staging.exists(), "staging is cleaned at start");
+    let l = ok(&c, "backup_list", json!({"location": url})).await;
+    assert_eq!(l["count"], 0, "{l}");
+    let (_, msg) = err(&c, "backup_verify", json!({"location": url})).await;
+    assert!(msg.contains("no backups"), "{msg}");
+    // The retry succeeds, and is whole.
+    let b = ok(&c, "backup_create", create).await;
+    assert_eq!(b["name"], "big", "{b}");
+    let v = read_verify(&c, json!({"location": url, "name": "big"})).await;
+    assert_eq!(v["ok"], true, "{v}");
+    d.terminate();
+}
+
+/// The `backup.*` schedule actions fire inside a running daemon, from a
+/// schedule file with second-precision cron: `backup.create` and
+/// `backup.drill` make backups and drill them (the drill lands in the
+/// `backup` record); then, the file switched by SIGHUP to a
+/// `backup.prune` job, prune keeps its policy. `schedule_list` shows the
+/// runs of each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_backups_drills_and_prunes_run_in_the_daemon() {
+    let tmp = tempfile::tempdir().unwrap();
+    let schedule = tmp.path().join("schedule.toml");
+    // Full backups: every one has files, so keep-last is all prune keeps
+    // (a WAL-based one would keep its base too).
+    std::fs::write(
+        &schedule,
+        r#"
+[[job]]
+name = "backup-every-second"
+cron = "* * * * * *"
+action = "backup.create"
+args = { full = true }
+
+[[job]]
+name = "drill-every-2s"
+cron = "*/2 * * * * *"
+action = "backup.drill"
+"#,
+    )
+    .unwrap();
+    let backups = tmp.path().join("backups");
+    let d = start_with_config(
+        &tmp.path().join("data"),
+        &format!(
+            "schedule-file = \"{}\"\n[backup]\ndestination = \"file://{}\"\npitr-window-secs = 0\n",
+            schedule.display(),
+            backups.display()
+        ),
+    );
+    let c = d.client();
+    let entries: Vec<Value> = (0..200)
+        .map(|i| json!({"key": format!("k{i:03}"), "value": format!("v{i}")}))
+        .collect();
+    ok(&c, "storage_write", json!({"entries": entries})).await;
+    let job = |list: &Value, name: &str| -> Value {
+        list["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let names = |l: &Value| -> Vec<String> {
+        l["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let before = loop {
+        let list = ok(&c, "schedule_list", json!({})).await;
+        let (create, drill) = (
+            job(&list, "backup-every-second"),
+            job(&list, "drill-every-2s"),
+        );
+        let record = ok(&c, "storage_stats", json!({})).await["records"]["backup"].clone();
+        let backups = names(&ok(&c, "backup_list", json!({})).await);
+        // A drill of a backup made after the write read all of it (the
+        // 200 keys and the store's own two); the first ones may predate it.
+        if create["runs"].as_u64() >= Some(4)
+            && create["last_result"]["ok"] == true
+            && drill["last_result"]["ok"] == true
+            && record["drill"]["ok"] == true
+            && record["drill"]["keys"].as_u64() >= Some(202)
+            && backups.len() >= 4
+        {
+            let drilled = record["drill"]["backup"].as_str().unwrap();
+            assert!(backups.iter().any(|b| b == drilled), "{record}");
+            assert_eq!(record["last_result"], "ok", "{record}");
+            break backups;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "scheduled jobs did not run: {list} {record} {backups:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    // Now only a prune, every second: keep the last 2.
+    std::fs::write(
+        &schedule,
+        r#"
+[[job]]
+name = "prune-every-second"
+cron = "* * * * * *"
+action = "backup.prune"
+args = { keep-last = 2 }
+"#,
+    )
+    .unwrap();
+    d.signal(libc::SIGHUP);
+    // Once the reload is in and no backup runs, a prune that starts after
+    // that sees every backup there will be.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let runs_before = loop {
+        let list = ok(&c, "schedule_list", json!({})).await;
+        let idle = ok(&c, "backup_status", json!({})).await["running"].is_null();
+        if list["count"] == 1 && idle {
+            break job(&list, "prune-every-second")["runs"]
+                .as_u64()
+                .unwrap_or(0);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the schedule was not reloaded: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let prune = job(
+            &ok(&c, "schedule_list", json!({})).await,
+            "prune-every-second",
+        );
+        if prune["runs"].as_u64() > Some(runs_before + 1)
+            && prune["running"] == false
+            && prune["last_result"]["ok"] == true
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "prune did not run: {prune}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = names(&ok(&c, "backup_list", json!({})).await);
+    let mut all: Vec<String> = before.iter().chain(&after).cloned().collect();
+    all.sort();
+    all.dedup();
+    assert!(all.len() >= 4, "{all:?}");
+    assert_eq!(
+        after,
+        all[all.len() - 2..],
+        "keep-last 2 keeps the newest two"
+    );
+    for name in &after {
+        let v = read_verify(&c, json!({"name": name})).await;
+        assert_eq!(v["ok"], true, "{v}");
+    }
+    d.terminate();
 }

@@ -12,17 +12,23 @@
 //!    the oldest kept backup and no kept backup lists it (nothing kept can
 //!    need it).
 //!
-//! Deletion order makes every intermediate state safe: manifests first (a
-//! backup disappears before anything it uses), then unreferenced objects,
-//! then old segments.
+//! `run` applies it (or, with dry-run, only reports it). Deletion order
+//! makes every intermediate state safe: manifests first (a backup
+//! disappears before anything it uses), then unreferenced objects, then old
+//! segments; a prune that fails part-way leaves every kept backup whole,
+//! and running it again finishes the job.
 
 use std::collections::HashSet;
 
 use serde::Serialize;
+use serde_json::{json, Value};
 
+use super::params::PruneParams;
+use super::service::{target, Ctx};
 use super::wal::Segment;
 use super::BackupManifest;
-use crate::error::Result;
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
 use crate::snapshot::retention::{self, Candidate, Decision, Policy};
 
 #[derive(Debug, Clone, Serialize)]
@@ -125,6 +131,48 @@ pub fn plan(
         delete_objects,
         delete_segments,
     })
+}
+
+/// Plan, then (unless a dry run) apply: manifests first, then the objects
+/// and segments nothing kept uses.
+pub(super) async fn run(c: &Ctx, p: PruneParams) -> Result<Value> {
+    let t = target(c, p.location.as_deref())?;
+    let backups = t.list().await?;
+    if let Some(b) = backups.iter().find(|b| b.is_sealed()) {
+        return Err(Error::invalid(format!(
+            "backup {:?} is encrypted and the keyring is not available: prune cannot tell which objects it uses, so nothing was deleted",
+            b.name
+        )));
+    }
+    let objects = t.existing_objects().await?;
+    let segments = super::wal::Archive::new(&t).segments().await?;
+    let window_ms = (c.config.backup.pitr_window_secs as i64).saturating_mul(1000);
+    let plan = plan(
+        &p.policy,
+        &backups,
+        &objects,
+        &segments,
+        window_ms,
+        SystemClock.now_ms(),
+    )?;
+    if !p.dry_run {
+        // Manifests first: a backup disappears before anything it uses.
+        for name in &plan.delete_backups {
+            t.delete_object(&format!("backups/{name}.json")).await?;
+        }
+        for o in &plan.delete_objects {
+            t.delete_object(o).await?;
+        }
+        for s in &plan.delete_segments {
+            t.delete_object(s).await?;
+        }
+    }
+    Ok(
+        json!({"location": t.url, "dry_run": p.dry_run, "plan": plan.decisions,
+        "keep": plan.decisions.iter().filter(|d| d.keep).count(),
+        "delete": plan.delete_backups, "delete_objects": plan.delete_objects.len(),
+        "delete_segments": plan.delete_segments.len()}),
+    )
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! Where backups go: a URL resolved to an `object_store` and a prefix.
+//! Where backups go: a URL resolved to an `object_store` and a prefix, and
+//! the object calls every workflow makes on it (put, in parts when large;
+//! get; delete; head; list).
 //!
 //! | URL                          | store                                         | credentials (standard environment)       |
 //! |------------------------------|-----------------------------------------------|------------------------------------------|
@@ -7,13 +9,21 @@
 //! | `az://container/prefix`      | Azure Blob (`AZURE_STORAGE_USE_EMULATOR`, `AZURITE_BLOB_STORAGE_URL`) | `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, … |
 //! | `gs://bucket/prefix`         | Google Cloud Storage                           | `GOOGLE_SERVICE_ACCOUNT`, …              |
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use futures::TryStreamExt;
 use object_store::path::Path as ObjPath;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
+use super::PARALLEL;
 use crate::error::{Error, Result};
+
+/// Objects larger than this go up as multipart uploads.
+const MULTIPART_BYTES: usize = 16 << 20;
+const PART_BYTES: usize = 8 << 20;
 
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -150,6 +160,76 @@ impl Target {
                 Error::not_found(format!("{what} in {}: not found", self.url))
             }
             other => Error::io(format!("{what} in {}: {other}", self.url)),
+        }
+    }
+
+    /// Every object name under `objects/`.
+    pub async fn existing_objects(&self) -> Result<HashSet<String>> {
+        let prefix = self.path("objects");
+        let base = self.prefix_len();
+        self.store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location.as_ref()[base..].to_string())
+            .try_collect()
+            .await
+            .map_err(|e| self.err("listing objects", e))
+    }
+
+    pub(crate) async fn put_object(&self, rel: &str, body: Bytes) -> Result<()> {
+        let path = self.path(rel);
+        if body.len() <= MULTIPART_BYTES {
+            self.store
+                .put(&path, PutPayload::from(body))
+                .await
+                .map_err(|e| self.err(&format!("uploading {rel}"), e))?;
+            return Ok(());
+        }
+        let upload = self
+            .store
+            .put_multipart(&path)
+            .await
+            .map_err(|e| self.err(&format!("starting the multipart upload of {rel}"), e))?;
+        let mut w = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        for chunk in body.chunks(PART_BYTES) {
+            w.wait_for_capacity(PARALLEL)
+                .await
+                .map_err(|e| self.err(&format!("uploading {rel}"), e))?;
+            w.put(body.slice_ref(chunk));
+        }
+        w.finish()
+            .await
+            .map_err(|e| self.err(&format!("completing the upload of {rel}"), e))?;
+        Ok(())
+    }
+
+    pub(crate) async fn delete_object(&self, rel: &str) -> Result<()> {
+        match self.store.delete(&self.path(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(&format!("deleting {rel}"), e)),
+        }
+    }
+
+    pub(crate) async fn get_object(&self, rel: &str) -> Result<Bytes> {
+        let r = self
+            .store
+            .get(&self.path(rel))
+            .await
+            .map_err(|e| self.err(&format!("reading {rel}"), e))?;
+        r.bytes()
+            .await
+            .map_err(|e| self.err(&format!("reading {rel}"), e))
+    }
+
+    /// Is the object there with this size? (None: yes; else the problem.)
+    pub(crate) async fn check_size(&self, object: &str, size: u64) -> Result<Option<String>> {
+        match self.store.head(&self.path(object)).await {
+            Ok(meta) if meta.size == size => Ok(None),
+            Ok(meta) => Ok(Some(format!(
+                "size {} but the manifest says {size}",
+                meta.size
+            ))),
+            Err(object_store::Error::NotFound { .. }) => Ok(Some("missing".into())),
+            Err(e) => Err(self.err(&format!("checking {object}"), e)),
         }
     }
 }

@@ -1,6 +1,10 @@
+//! The calls on a location: upload, verify, download, encryption.
+
+use std::path::Path;
 use std::sync::Arc;
 
-use super::*;
+use super::{walk, Faults, Flaky};
+use crate::backup::{crypto, BackupManifest, Encoding, Target, UploadSpec};
 use crate::clock::ManualClock;
 use crate::config::Config;
 use crate::engine::Engine;
@@ -302,118 +306,15 @@ async fn encrypted_backups_hide_values_and_need_the_right_key() {
     assert!(e.message.contains("authentication failed"), "{e}");
 }
 
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
-/// Fault injection on top of the real (local) store: fail or silently drop
-/// puts after a number of them.
-#[derive(Debug)]
-struct Flaky {
-    inner: Arc<dyn object_store::ObjectStore>,
-    puts: std::sync::atomic::AtomicUsize,
-    /// Fail every put after this many (usize::MAX: never).
-    fail_after: std::sync::atomic::AtomicUsize,
-    /// Drop (acknowledge without storing) the put with this index.
-    drop_at: std::sync::atomic::AtomicUsize,
-}
-
-impl std::fmt::Display for Flaky {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Flaky({})", self.inner)
-    }
-}
-
-#[async_trait::async_trait]
-impl object_store::ObjectStore for Flaky {
-    async fn put_opts(
-        &self,
-        location: &ObjPath,
-        payload: PutPayload,
-        opts: object_store::PutOptions,
-    ) -> object_store::Result<object_store::PutResult> {
-        use std::sync::atomic::Ordering::SeqCst;
-        let n = self.puts.fetch_add(1, SeqCst);
-        if n >= self.fail_after.load(SeqCst) {
-            return Err(object_store::Error::Generic {
-                store: "flaky",
-                source: "injected failure".into(),
-            });
-        }
-        if n == self.drop_at.load(SeqCst) {
-            return Ok(object_store::PutResult {
-                e_tag: None,
-                version: None,
-                extensions: Default::default(),
-            });
-        }
-        self.inner.put_opts(location, payload, opts).await
-    }
-    async fn put_multipart_opts(
-        &self,
-        location: &ObjPath,
-        opts: object_store::PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-    async fn get_opts(
-        &self,
-        location: &ObjPath,
-        options: object_store::GetOptions,
-    ) -> object_store::Result<object_store::GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-    fn delete_stream(
-        &self,
-        locations: futures::stream::BoxStream<'static, object_store::Result<ObjPath>>,
-    ) -> futures::stream::BoxStream<'static, object_store::Result<ObjPath>> {
-        self.inner.delete_stream(locations)
-    }
-    fn list(
-        &self,
-        prefix: Option<&ObjPath>,
-    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn list_with_delimiter(
-        &self,
-        prefix: Option<&ObjPath>,
-    ) -> object_store::Result<object_store::ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-    async fn copy_opts(
-        &self,
-        from: &ObjPath,
-        to: &ObjPath,
-        options: object_store::CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
-
 #[tokio::test]
 async fn failed_uploads_leave_no_backup_and_the_retry_resumes() {
-    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     let mut f = fixture();
     put(&f.engine, 0..3000, "a");
     f.engine.flush().unwrap();
     put(&f.engine, 3000..6000, "b");
-    let flaky = Arc::new(Flaky {
-        inner: f.target.store.clone(),
-        puts: AtomicUsize::new(0),
-        fail_after: AtomicUsize::new(3),
-        drop_at: AtomicUsize::new(usize::MAX),
-    });
-    f.target.store = flaky.clone();
+    let faults = Faults::new();
+    faults.fail_puts_after(3);
+    f.target.store = Flaky::over(f.target.store.clone(), faults.clone());
     // Uploads fail part-way: an error, and no visible backup.
     let snap = f.snaps.create(&f.engine, "s1", Kind::Manual, 0).unwrap();
     let files: Vec<(String, String)> = snap
@@ -440,7 +341,7 @@ async fn failed_uploads_leave_no_backup_and_the_retry_resumes() {
     );
     assert!(!f.target.exists("one").await.unwrap());
     // The retry skips what was uploaded before the failure.
-    flaky.fail_after.store(usize::MAX, SeqCst);
+    faults.heal();
     let m = f.target.upload(spec("one")).await.unwrap();
     assert!(
         m.uploaded_objects < m.files.len() as u64,
@@ -461,7 +362,7 @@ async fn failed_uploads_leave_no_backup_and_the_retry_resumes() {
         .iter()
         .map(|x| (x.name.clone(), x.crc32c.clone()))
         .collect();
-    flaky.drop_at.store(flaky.puts.load(SeqCst), SeqCst);
+    faults.drop_next_put();
     let m2 = f
         .target
         .upload(UploadSpec {

@@ -1,0 +1,118 @@
+//! Reading what a location holds: which backups exist, their manifests
+//! (checked, and opened with the keyring when encrypted), the newest.
+
+use futures::TryStreamExt;
+use object_store::path::Path as ObjPath;
+use object_store::ObjectStoreExt;
+
+use super::manifest::check_name;
+use super::{crypto, BackupManifest, Target};
+use crate::error::{Error, Result};
+
+impl Target {
+    fn manifest_path(&self, name: &str) -> ObjPath {
+        self.path(&format!("backups/{name}.json"))
+    }
+
+    pub async fn exists(&self, name: &str) -> Result<bool> {
+        match self.store.head(&self.manifest_path(name)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.err(&format!("checking backup {name}"), e)),
+        }
+    }
+
+    /// The manifest of a backup (checked; an encrypted one opened).
+    pub async fn manifest(&self, name: &str) -> Result<BackupManifest> {
+        let m = self.manifest_clear(name).await?;
+        self.unseal(m)
+    }
+
+    /// The manifest as stored (checked; an encrypted file list left sealed).
+    pub async fn manifest_clear(&self, name: &str) -> Result<BackupManifest> {
+        check_name(name)?;
+        let bytes = match self.store.get(&self.manifest_path(name)).await {
+            Ok(r) => r
+                .bytes()
+                .await
+                .map_err(|e| self.err(&format!("reading backup {name}"), e))?,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(Error::not_found(format!(
+                    "no backup {name:?} in {}",
+                    self.url
+                )))
+            }
+            Err(e) => return Err(self.err(&format!("reading backup {name}"), e)),
+        };
+        BackupManifest::decode(name, &bytes)
+    }
+
+    /// Open an encrypted manifest's file list with the keyring.
+    pub fn unseal(&self, mut m: BackupManifest) -> Result<BackupManifest> {
+        let Some(enc) = m.encryption.clone() else {
+            return Ok(m);
+        };
+        let Some(keyring) = &self.keyring else {
+            return Err(Error::invalid(format!(
+                "backup {:?} is encrypted ({}, key {:?}); configure [backup] keyring to read it",
+                m.name, enc.algorithm, enc.kek.id
+            )));
+        };
+        let kek = keyring.get(&enc.kek)?;
+        let what = format!("backup {:?}", m.name);
+        let dek = crypto::unwrap_data_key(kek, &m.name, &enc.wrapped_dek, &what)?;
+        let files = crypto::open(
+            &dek,
+            &m.aad()?,
+            &crypto::decode_b64(&enc.sealed_files, &what)?,
+            &format!("{what}: file list"),
+        )?;
+        m.files = serde_json::from_slice(&files)
+            .map_err(|e| Error::corruption(format!("{what}: file list: {e}")))?;
+        m.check_files()?;
+        Ok(m)
+    }
+
+    /// Every backup, oldest first. A manifest that fails its checks is an
+    /// error naming it (a listing never hides damage).
+    pub async fn list(&self) -> Result<Vec<BackupManifest>> {
+        let prefix = self.path("backups");
+        let metas: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| self.err("listing backups", e))?;
+        let mut out = Vec::new();
+        for m in metas {
+            let Some(file) = m.location.filename() else {
+                continue;
+            };
+            let Some(name) = file.strip_suffix(".json") else {
+                continue;
+            };
+            let m = self.manifest_clear(name).await?;
+            out.push(if m.encryption.is_some() && self.keyring.is_some() {
+                self.unseal(m)?
+            } else {
+                m
+            });
+        }
+        out.sort_by(|a, b| {
+            (a.created_at_ms, a.sequence, &a.name).cmp(&(b.created_at_ms, b.sequence, &b.name))
+        });
+        Ok(out)
+    }
+
+    /// The named backup, or the newest.
+    pub async fn resolve(&self, name: Option<&str>) -> Result<BackupManifest> {
+        match name {
+            Some(n) => self.manifest(n).await,
+            None => self
+                .list()
+                .await?
+                .pop()
+                .ok_or_else(|| Error::not_found(format!("no backups in {}", self.url))),
+        }
+    }
+}
