@@ -372,9 +372,10 @@ impl Svc {
     pub(super) fn record(&self) -> Value {
         self.board
             .records()
-            .get("backup")
-            .cloned()
-            .unwrap_or(Value::Null)
+            .to_json()
+            .into_iter()
+            .find(|(name, _)| name == "backup")
+            .map_or(Value::Null, |(_, v)| v)
     }
 
     /// Object files under the destination's `dir` (e.g. `objects`, `wal`).
