@@ -62,7 +62,10 @@ async fn check_finds_a_flipped_byte_and_publishes_its_result() {
 
     let (code, out, err) = cli(&["check", "--verify-integrity", "--data-dir", data]);
     assert_eq!(code, 5, "a damaged store fails the command: {out}{err}");
-    assert!(err.contains("PROBLEM") && err.contains("kv"), "{err}");
+    assert!(
+        err.contains("PROBLEM") && err.contains(sst.file_name().unwrap().to_str().unwrap()),
+        "the problem names the damaged file: {err}"
+    );
     // The quick check reads records, not blocks: it cannot see this damage.
     let quick = ok(&c, "storage_check", json!({})).await;
     assert_eq!(quick["deep"], false);

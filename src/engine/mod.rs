@@ -322,6 +322,41 @@ impl Engine {
             .unwrap_or(0))
     }
 
+    /// Read every block of every live SST file (data, index, filter and
+    /// meta blocks) and check its checksum: RocksDB's `VerifyChecksum`,
+    /// which the `rocksdb` crate does not wrap. The error names the file.
+    pub fn verify_checksums(&self) -> Result<()> {
+        use rocksdb::AsRawPtr;
+        /// Read options of the C API, destroyed on drop.
+        struct RawReadOptions(*mut librocksdb_sys::rocksdb_readoptions_t);
+        impl Drop for RawReadOptions {
+            fn drop(&mut self) {
+                // SAFETY: created by rocksdb_readoptions_create, freed once.
+                unsafe { librocksdb_sys::rocksdb_readoptions_destroy(self.0) }
+            }
+        }
+        let mut err: *mut std::ffi::c_char = std::ptr::null_mut();
+        // SAFETY: the options are created and freed here; the database
+        // outlives the call; `err` is left null or set to a string that we
+        // copy and free.
+        unsafe {
+            let ro = RawReadOptions(librocksdb_sys::rocksdb_readoptions_create());
+            // A check should not evict what serving reads keep cached.
+            librocksdb_sys::rocksdb_readoptions_set_fill_cache(ro.0, 0);
+            librocksdb_sys::rocksdb_verify_checksum_with_options(
+                self.db.as_raw_ptr(),
+                ro.0,
+                &mut err,
+            );
+            if err.is_null() {
+                return Ok(());
+            }
+            let msg = std::ffi::CStr::from_ptr(err).to_string_lossy().into_owned();
+            librocksdb_sys::rocksdb_free(err.cast());
+            Err(Error::corruption(format!("rocksdb: {msg}")))
+        }
+    }
+
     /// Barrier: everything acknowledged so far is in the WAL on disk and the
     /// memtables are flushed to SST files.
     pub fn flush(&self) -> Result<()> {
