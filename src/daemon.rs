@@ -27,16 +27,10 @@ use crate::status::StatusBoard;
 
 /// Hold an exclusive `flock` on `<data>/daemon.lock` for the daemon's life.
 fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
-    use std::os::unix::io::AsRawFd;
     let path = dir.join("daemon.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
+    let locked = crate::fs::try_lock(&path, true)
         .map_err(|e| Error::io(format!("cannot open {}: {e}", path.display())))?;
-    // SAFETY: flock on a descriptor we own; no memory is shared.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    let Some(file) = locked else {
         let owner = read_daemon_info(dir)
             .ok()
             .flatten()
@@ -46,7 +40,7 @@ fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
             "the data dir {} is locked by another process: another ruvector-storage daemon owns it{owner}",
             dir.display()
         )));
-    }
+    };
     Ok(file)
 }
 

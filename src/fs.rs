@@ -1,5 +1,5 @@
 //! File-system helpers every layer uses: atomic writes, directory fsync,
-//! file checksums and sizes, hex and random bytes, and the crash points of
+//! file checksums and sizes, advisory locks, hex and random bytes, and the crash points of
 //! the fault-injection build. Ground floor: knows nothing of the store.
 
 use std::io::{Read, Write};
@@ -25,6 +25,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path)
         .map_err(|e| Error::io(format!("renaming {} into place: {e}", path.display())))?;
     fsync_dir(dir)
+}
+
+/// Take an exclusive, non-blocking `flock` on `path`, held until the file
+/// closes. `Ok(None)` when another process holds it; `create` makes the
+/// file when it is missing (otherwise a missing file is `NotFound`).
+pub fn try_lock(path: &Path, create: bool) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::unix::io::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(create)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    // SAFETY: flock on a descriptor we own; no memory is shared.
+    let busy = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0;
+    Ok((!busy).then_some(file))
 }
 
 /// fsync a directory (so renames and new entries in it are durable).

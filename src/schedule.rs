@@ -53,6 +53,11 @@ pub enum Action {
         policy: Policy,
     },
     BackupDrill,
+    /// `backup verify` of the default location; `read_data_subset` like "10%".
+    BackupVerify {
+        read_data: bool,
+        read_data_subset: Option<String>,
+    },
     /// `check`, deep with `verify-integrity = true`.
     CheckIntegrity {
         deep: bool,
@@ -69,6 +74,7 @@ impl Action {
             Action::BackupCreate { .. } => "backup.create",
             Action::BackupPrune { .. } => "backup.prune",
             Action::BackupDrill => "backup.drill",
+            Action::BackupVerify { .. } => "backup.verify",
             Action::CheckIntegrity { .. } => "check.integrity",
         }
     }
@@ -131,6 +137,15 @@ struct VerifyArgs {
 struct BackupArgs {
     #[serde(default)]
     full: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct BackupVerifyArgs {
+    #[serde(default)]
+    read_data: bool,
+    #[serde(default)]
+    read_data_subset: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,13 +219,20 @@ pub fn parse(label: &str, text: &str) -> Result<Vec<JobSpec>> {
                 Action::BackupPrune { policy: p }
             }
             "backup.drill" => Action::BackupDrill,
+            "backup.verify" => {
+                let a: BackupVerifyArgs = args.try_into().map_err(|e| fail(format!("args: {e}")))?;
+                Action::BackupVerify {
+                    read_data: a.read_data,
+                    read_data_subset: a.read_data_subset,
+                }
+            }
             "check.integrity" => {
                 let a: CheckArgs = args.try_into().map_err(|e| fail(format!("args: {e}")))?;
                 Action::CheckIntegrity { deep: a.verify_integrity }
             }
             other => {
                 return Err(fail(format!(
-                    "unknown action {other:?}; known: snapshot.create, snapshot.verify, snapshot.prune, wal.checkpoint, backup.create, backup.prune, backup.drill, check.integrity"
+                    "unknown action {other:?}; known: snapshot.create, snapshot.verify, snapshot.prune, wal.checkpoint, backup.create, backup.prune, backup.drill, backup.verify, check.integrity"
                 )))
             }
         };

@@ -133,7 +133,7 @@ async fn twenty_random_points_restore_exactly() {
         let i = rng.below(points.len() as u64 - 1) as usize;
         let by_time = round % 2 == 1;
         let out = tmp.path().join(format!("pitr-{round}"));
-        let mut params = json!({"to": out.join("db").display().to_string()});
+        let mut params = json!({"to": out.display().to_string()});
         if by_time {
             // Between this write's acknowledgement and the next write.
             // Strictly between this write's acknowledgement and the start

@@ -128,6 +128,14 @@ fn operation(action: &Action, now: i64) -> Op {
             policy: policy.clone(),
         })),
         Action::BackupDrill => Op::Backup(BackupOp::BackupDrill(backup::DrillParams {})),
+        Action::BackupVerify {
+            read_data,
+            read_data_subset,
+        } => Op::Backup(BackupOp::BackupVerify(backup::VerifyParams {
+            read_data: *read_data,
+            read_data_subset: read_data_subset.clone(),
+            ..Default::default()
+        })),
         Action::CheckIntegrity { deep } => Op::Maintenance(MaintenanceOp::StorageCheck(
             crate::maintenance::params::CheckParams {
                 verify_integrity: *deep,

@@ -9,7 +9,7 @@
 use serde_json::{json, Value};
 
 use super::params::WalReplayParams;
-use super::service::{keyring_path, target, Ctx};
+use super::service::{target, Ctx};
 use crate::backup::{self, Target};
 use crate::clock::{iso_ms, Clock, SystemClock};
 use crate::error::{Error, Result};
@@ -106,7 +106,7 @@ pub(super) async fn archive_pass(
             "the WAL archive in {} is encrypted, and the keyring ({}) is missing: restore it \
              before archiving continues",
             t.url,
-            keyring_path(&c.config).display()
+            c.locations.keyring_path().display()
         )));
     }
     let latest = engine.db().latest_sequence_number();

@@ -5,9 +5,10 @@
 use std::path::Path;
 
 use super::restore::{Pitr, RestorePlan};
-use super::service::{blocking, Ctx};
+use super::service::blocking;
 use crate::backup::{self, Target};
 use crate::clock::iso_ms;
+use crate::config::Config;
 use crate::error::{Error, Result};
 
 /// What a restore built in a directory.
@@ -20,7 +21,12 @@ pub(super) struct Built {
 
 /// Download the base backup into `dir` and replay the WAL archive onto it
 /// up to the point, if one is given.
-pub(super) async fn build(c: &Ctx, t: &Target, plan: &RestorePlan, dir: &Path) -> Result<Built> {
+pub(super) async fn build(
+    config: &std::sync::Arc<Config>,
+    t: &Target,
+    plan: &RestorePlan,
+    dir: &Path,
+) -> Result<Built> {
     let m = &plan.base;
     let bytes = t.download(m, dir).await?;
     let Some(at) = plan.pitr else {
@@ -33,18 +39,51 @@ pub(super) async fn build(c: &Ctx, t: &Target, plan: &RestorePlan, dir: &Path) -
     };
     let archive = backup::wal::Archive::new(t);
     let listed;
+    // Rolling forward through the archive (not a WAL-based backup's own,
+    // vouched-for segments) depends on two markers: HISTORY proves the
+    // archive is this backup's store's, END that no segment is missing.
+    let mut end = None;
     let segments = match &plan.segments {
         Some(s) => s,
         None => {
-            if let (Some(a), Some(b)) = (archive.history().await?, &m.history) {
-                if a != *b {
+            let refuse = |why: String| {
+                Error::corruption(format!(
+                    "{why}; nothing was restored (restore backup {:?} itself without a point \
+                     in time, or see `backup verify`)",
+                    m.name
+                ))
+            };
+            let history = archive
+                .history()
+                .await
+                .map_err(|e| refuse(format!("the WAL archive in {}: {}", t.url, e.message)))?;
+            match (history, &m.history) {
+                (Some(a), Some(b)) if a != *b => {
                     return Err(Error::invalid(format!(
                         "the WAL archive in {} is of another store history than backup {:?}; it cannot roll that backup forward",
                         t.url, m.name
-                    )));
+                    )))
                 }
+                (None, Some(_)) => {
+                    return Err(refuse(format!(
+                        "wal/HISTORY is missing in {}: the archive cannot be shown to belong to \
+                         backup {:?}'s store",
+                        t.url, m.name
+                    )))
+                }
+                _ => {}
             }
+            end = archive
+                .end()
+                .await
+                .map_err(|e| refuse(format!("the WAL archive in {}: {}", t.url, e.message)))?;
             listed = archive.segments().await?;
+            if end.is_none() && !listed.is_empty() {
+                return Err(refuse(format!(
+                    "wal/END is missing in {}: whether the archive is complete cannot be told",
+                    t.url
+                )));
+            }
             &listed
         }
     };
@@ -60,6 +99,16 @@ pub(super) async fn build(c: &Ctx, t: &Target, plan: &RestorePlan, dir: &Path) -
                 .await?
         }
     };
+    // The walk ran out of segments before the point: if END says the
+    // archive went further, segments are missing and the result would be
+    // silently short.
+    if let Some(end) = end.filter(|e| !stopped && e.last > reached) {
+        return Err(Error::corruption(format!(
+            "the WAL archive in {} ends at sequence {reached} but wal/END says it reaches {} \
+             ({}): segments are missing; nothing was restored",
+            t.url, end.last, end.segment
+        )));
+    }
     let note = match at {
         Pitr::Sequence(s) if reached < s => {
             return Err(Error::not_found(format!(
@@ -73,7 +122,7 @@ pub(super) async fn build(c: &Ctx, t: &Target, plan: &RestorePlan, dir: &Path) -
         )),
         _ => None,
     };
-    let (config, dir2) = (c.config.clone(), dir.to_path_buf());
+    let (config, dir2) = (config.clone(), dir.to_path_buf());
     let n = batches.len();
     let replay_bytes: u64 = batches.iter().map(|b| b.data.len() as u64).sum();
     t.progress.phase("replaying WAL", n as u64, replay_bytes);

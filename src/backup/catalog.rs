@@ -1,9 +1,15 @@
 //! Reading what a location holds: which backups exist, their manifests
-//! (checked, and opened with the keyring when encrypted), the newest.
+//! (checked, and opened with the keyring when encrypted), the newest; and
+//! the catalog (`backups/CATALOG`): every backup of the location with its
+//! manifest's checksum, rewritten after each manifest is written or
+//! deleted, so a lost manifest is noticed — a listing cannot show what is
+//! gone.
 
 use futures::TryStreamExt;
 use object_store::path::Path as ObjPath;
 use object_store::ObjectStoreExt;
+
+use serde::{Deserialize, Serialize};
 
 use super::manifest::check_name;
 use super::{crypto, BackupManifest, Target};
@@ -54,7 +60,7 @@ impl Target {
         };
         let Some(keyring) = &self.keyring else {
             return Err(Error::invalid(format!(
-                "backup {:?} is encrypted ({}, key {:?}); configure [backup] keyring to read it",
+                "backup {:?} is encrypted ({}, key {:?}); give its keyring (--keyring FILE, or [backup] keyring) to read it",
                 m.name, enc.algorithm, enc.kek.id
             )));
         };
@@ -114,5 +120,90 @@ impl Target {
                 .pop()
                 .ok_or_else(|| Error::not_found(format!("no backups in {}", self.url))),
         }
+    }
+}
+
+/// The catalog object of a location.
+pub const CATALOG: &str = "backups/CATALOG";
+
+/// One backup the catalog records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    pub name: String,
+    /// The manifest's own checksum.
+    pub checksum: String,
+}
+
+impl Target {
+    /// The catalog (None: no backup was recorded yet); an error names it
+    /// when damaged.
+    pub async fn catalog(&self) -> Result<Option<Vec<CatalogEntry>>> {
+        match self.get_object(CATALOG).await {
+            Ok(b) => {
+                let v = super::marker::open(CATALOG, &b)?;
+                serde_json::from_str(&v)
+                    .map(Some)
+                    .map_err(|e| Error::corruption(format!("{CATALOG} does not decode: {e}")))
+            }
+            Err(e) if e.kind == crate::error::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn write_catalog(&self, mut entries: Vec<CatalogEntry>) -> Result<()> {
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.dedup_by(|a, b| a.name == b.name);
+        let v = serde_json::to_string(&entries).map_err(|e| Error::internal(e.to_string()))?;
+        self.put_object(CATALOG, bytes::Bytes::from(super::marker::seal(&v)))
+            .await
+    }
+
+    /// The catalog to change: as stored, or — none yet (a location made
+    /// before catalogs), or damaged — every manifest the location holds.
+    async fn catalog_or_rebuilt(&self) -> Result<Vec<CatalogEntry>> {
+        match self.catalog().await {
+            Ok(Some(c)) => Ok(c),
+            Ok(None) | Err(_) => {
+                let prefix = self.path("backups");
+                let metas: Vec<object_store::ObjectMeta> = self
+                    .store
+                    .list(Some(&prefix))
+                    .try_collect()
+                    .await
+                    .map_err(|e| self.err("listing backups", e))?;
+                let mut out = Vec::new();
+                for m in metas {
+                    let Some(name) = m.location.filename().and_then(|f| f.strip_suffix(".json"))
+                    else {
+                        continue;
+                    };
+                    if let Ok(m) = self.manifest_clear(name).await {
+                        out.push(CatalogEntry {
+                            name: m.name,
+                            checksum: m.checksum,
+                        });
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Record a backup whose manifest was just written.
+    pub async fn catalog_add(&self, name: &str, checksum: &str) -> Result<()> {
+        let mut entries = self.catalog_or_rebuilt().await?;
+        entries.retain(|e| e.name != name);
+        entries.push(CatalogEntry {
+            name: name.to_string(),
+            checksum: checksum.to_string(),
+        });
+        self.write_catalog(entries).await
+    }
+
+    /// Forget backups whose manifests were deleted (prune).
+    pub async fn catalog_remove(&self, names: &[String]) -> Result<()> {
+        let mut entries = self.catalog_or_rebuilt().await?;
+        entries.retain(|e| !names.contains(&e.name));
+        self.write_catalog(entries).await
     }
 }

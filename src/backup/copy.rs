@@ -101,6 +101,16 @@ pub(super) async fn copy_backups(c: &Ctx, p: CopyParams) -> Result<Value> {
         to.put_object(&s.object, body).await?;
         copied_segments += 1;
     }
+    // Where the archive starts and ends goes with it.
+    if let (Some(start), None) = (src_archive.start().await?, dst_archive.start().await?) {
+        dst_archive.set_start(start).await?;
+    }
+    if let Some(end) = src_archive.end().await? {
+        let dst_end = dst_archive.end().await?;
+        if dst_end.is_none_or(|d| d.last <= end.last) {
+            dst_archive.set_end(&end).await?;
+        }
+    }
     // A WAL-based backup's own segments, each present with its size.
     for m in wanted.iter().filter(|m| copied.contains(&m.name)) {
         for w in &m.wal {
@@ -125,8 +135,9 @@ pub(super) async fn copy_backups(c: &Ctx, p: CopyParams) -> Result<Value> {
     }
     for name in &copied {
         let body = from.get_object(&format!("backups/{name}.json")).await?;
-        BackupManifest::decode(name, &body)?;
+        let m = BackupManifest::decode(name, &body)?;
         to.put_object(&format!("backups/{name}.json"), body).await?;
+        to.catalog_add(name, &m.checksum).await?;
     }
     Ok(
         json!({"from": from.url, "to": to.url, "copied_backups": copied,

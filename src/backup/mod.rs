@@ -56,6 +56,7 @@
 //! | `drill` | `backup drill`: a restore into scratch, read whole, reported |
 
 mod archiver;
+pub mod audit;
 mod build;
 mod catalog;
 mod copy;
@@ -64,7 +65,10 @@ pub mod crypto;
 mod download;
 mod drill;
 mod incremental;
+pub mod locations;
 pub mod manifest;
+pub mod marker;
+pub mod offline;
 pub mod params;
 pub mod progress;
 pub mod prune;
@@ -78,8 +82,9 @@ pub mod wal;
 use sha2::{Digest, Sha256};
 
 pub use download::{is_empty_dir, partial_path};
+pub use locations::{default_destination, Locations, StoreLayer};
 pub use manifest::{BackupFile, BackupManifest, Encoding, EncryptionInfo, FORMAT_VERSION};
-pub use service::{default_destination, Service, StoreLayer};
+pub use service::Service;
 pub use target::Target;
 pub use upload::{UploadSpec, UploadStats, WalBackupSpec};
 pub use verify::{BadObject, VerifyReport};

@@ -61,16 +61,21 @@ pub struct ListParams {
     #[serde(default)]
     #[arg(long, value_parser = location)]
     pub location: Option<String>,
+    /// The keyring file for encrypted backups (default: [backup] keyring,
+    /// else <data-dir>/backup-keyring.json).
+    #[serde(default)]
+    #[arg(long, value_parser = location)]
+    pub keyring: Option<String>,
 }
 
-/// Check a backup's objects (presence and size; with read_data every SHA-256, or a share with read_data_subset like "10%").
+/// Check everything a restore will read: every backup's manifest and objects (present with their size; with read_data downloaded and checked against their SHA-256, or a share with read_data_subset like "10%"), the catalog, and the WAL archive (markers, contiguity; with read_data every segment). Each problem names the object and what it breaks.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, Args)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyParams {
     #[serde(default)]
     #[arg(long, value_parser = location)]
     pub location: Option<String>,
-    /// Default: the newest backup.
+    /// Only this backup (and its base) and the archive. Default: every backup.
     #[serde(default)]
     #[arg(long)]
     pub name: Option<String>,
@@ -82,13 +87,19 @@ pub struct VerifyParams {
     #[serde(default, alias = "read-data-subset")]
     #[arg(long, value_name = "P%")]
     pub read_data_subset: Option<String>,
+    /// The keyring file for encrypted backups (default: [backup] keyring,
+    /// else <data-dir>/backup-keyring.json).
+    #[serde(default)]
+    #[arg(long, value_parser = location)]
+    pub keyring: Option<String>,
 }
 
-/// Restore a backup (default: the newest) into the running daemon, or into an empty directory with to.
+/// Restore a backup (default: the newest) into the running daemon, or into a data directory with to (then the CLI runs it itself: no daemon needed).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, Args)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreParams {
-    /// The location. Default: [backup] destination, else <data-dir>/backups.
+    /// The location, or one backup in it (<location>/backups/<name>.json).
+    /// Default: [backup] destination, else <data-dir>/backups.
     #[serde(default)]
     #[arg(long, value_parser = location)]
     pub from: Option<String>,
@@ -96,7 +107,8 @@ pub struct RestoreParams {
     #[serde(default)]
     #[arg(long)]
     pub name: Option<String>,
-    /// Restore into this (absolute) directory instead of the running daemon.
+    /// Restore into this data directory (the store in DIR/db) instead of
+    /// the running daemon; `serve --data-dir DIR` then serves it.
     #[serde(default)]
     #[arg(long, value_parser = location)]
     pub to: Option<String>,
@@ -104,6 +116,12 @@ pub struct RestoreParams {
     #[serde(default)]
     #[arg(long)]
     pub force: bool,
+    /// The keyring file for an encrypted backup (default: [backup] keyring,
+    /// else <data-dir>/backup-keyring.json). A restore to a directory copies
+    /// it there.
+    #[serde(default)]
+    #[arg(long, value_parser = location)]
+    pub keyring: Option<String>,
     /// Point in time: replay the WAL archive up to this sequence.
     #[serde(default, alias = "to-sequence")]
     #[arg(long, conflicts_with = "to_time")]

@@ -37,6 +37,8 @@ pub struct PrunePlan {
     pub delete_backups: Vec<String>,
     pub delete_objects: Vec<String>,
     pub delete_segments: Vec<String>,
+    /// Where the archive starts once those segments are gone (`wal/START`).
+    pub archive_start: Option<u64>,
 }
 
 /// `objects`: every object name in the target; `segments`: every segment.
@@ -112,14 +114,15 @@ pub fn plan(
         .flat_map(|b| b.wal.iter().map(|w| w.object.as_str()))
         .collect();
     let oldest_kept = kept.iter().map(|b| b.sequence).min();
-    let delete_segments = match oldest_kept {
+    let deleted: Vec<&Segment> = match oldest_kept {
         Some(seq) => segments
             .iter()
             .filter(|s| s.last <= seq && !listed.contains(s.object.as_str()))
-            .map(|s| s.object.clone())
             .collect(),
         None => Vec::new(),
     };
+    let archive_start = deleted.iter().map(|s| s.last).max();
+    let delete_segments = deleted.iter().map(|s| s.object.clone()).collect();
     let delete_backups = decisions
         .iter()
         .filter(|d| !d.keep)
@@ -130,6 +133,7 @@ pub fn plan(
         delete_backups,
         delete_objects,
         delete_segments,
+        archive_start,
     })
 }
 
@@ -160,8 +164,17 @@ pub(super) async fn run(c: &Ctx, p: PruneParams) -> Result<Value> {
         for name in &plan.delete_backups {
             t.delete_object(&format!("backups/{name}.json")).await?;
         }
+        if !plan.delete_backups.is_empty() {
+            t.catalog_remove(&plan.delete_backups).await?;
+        }
         for o in &plan.delete_objects {
             t.delete_object(o).await?;
+        }
+        // The archive starts after the deleted segments: START moves first,
+        // so a prune stopped part-way leaves segments before START
+        // (harmless), never a gap after it.
+        if let Some(start) = plan.archive_start {
+            super::wal::Archive::new(&t).set_start(start).await?;
         }
         for s in &plan.delete_segments {
             t.delete_object(s).await?;

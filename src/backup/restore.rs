@@ -1,19 +1,22 @@
-//! `backup restore`: choose the backup (by name, newest, or the newest at
-//! or before a point in time), plan what to download and replay, build it
-//! ([`super::build`]) and put it in place: beside `--to PATH`, opened
-//! read-only to prove it is a store and only then renamed into place; or
-//! into the running daemon as a snapshot the snapshot service's restore
-//! swaps in (quiesce, undo snapshot, atomic exchange).
+//! `backup restore`: choose the backup (by name, newest, the newest at or
+//! before a point in time, or the one `--from` names), plan what to
+//! download and replay, build it ([`super::build`]) and put it in place:
+//! as a data directory `--to DIR` (built beside it, opened read-only to
+//! prove it is a store, then renamed into place; the CLI does this itself,
+//! no daemon needed), or into the running daemon as a snapshot the
+//! snapshot service's restore swaps in (quiesce, undo snapshot, atomic
+//! exchange).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::{json, Value};
 
 use super::build::build;
 use super::create::store_files;
+use super::locations::Locations;
 use super::params::RestoreParams;
-use super::service::{blocking, target, Ctx};
+use super::service::{blocking, Ctx};
 use crate::backup::{self, BackupManifest, Target};
 use crate::clock::{iso_ms, Clock, SystemClock};
 use crate::error::{Error, Result};
@@ -40,8 +43,59 @@ pub(super) fn parse_time(t: &str) -> Result<i64> {
 }
 
 pub(super) async fn restore(c: &Ctx, p: RestoreParams) -> Result<Value> {
-    let started = Instant::now();
-    let t = target(c, p.from.as_deref())?;
+    match p.to.clone() {
+        Some(to) => {
+            let loc = c
+                .locations
+                .clone()
+                .with_keyring(p.keyring.as_ref().map(PathBuf::from));
+            to_data_dir(&loc, &p, Path::new(&to), Some(&c.config.data_dir)).await
+        }
+        None => {
+            let started = Instant::now();
+            let loc = c
+                .locations
+                .clone()
+                .with_keyring(p.keyring.as_ref().map(PathBuf::from));
+            let (t, plan) = choose(&loc, &p).await?;
+            restore_live(c, &t, &plan, started).await
+        }
+    }
+}
+
+/// `--from` may name one backup: `<location>/backups/<name>.json`.
+fn split_manifest_url(from: &str) -> Option<(String, String)> {
+    let stem = from.strip_suffix(".json")?;
+    let (dir, name) = stem.rsplit_once('/')?;
+    let location = dir.strip_suffix("/backups").or_else(|| {
+        // A bare `backups/<name>.json` relative to nothing is not a location.
+        (dir == "backups").then_some("")
+    })?;
+    if name.is_empty() || location.is_empty() || location.ends_with("://") {
+        return None;
+    }
+    Some((location.to_string(), name.to_string()))
+}
+
+/// Open the location and choose what to restore: by name, the newest, or
+/// the newest base at or before a point in time.
+pub(super) async fn choose(loc: &Locations, p: &RestoreParams) -> Result<(Target, RestorePlan)> {
+    let (from, name) = match p.from.as_deref().and_then(split_manifest_url) {
+        Some((location, manifest)) => {
+            if p.name.as_ref().is_some_and(|n| *n != manifest) {
+                return Err(Error::invalid(format!(
+                    "--from names backup {manifest:?} but --name says {:?}; give one",
+                    p.name.as_deref().unwrap_or_default()
+                )));
+            }
+            (Some(location), Some(manifest))
+        }
+        None => (p.from.clone(), p.name.clone()),
+    };
+    let t = loc.target(from.as_deref())?;
+    if name.is_none() {
+        refuse_if_manifests_lost(&t).await?;
+    }
     let pitr = match (p.to_sequence, &p.to_time) {
         (Some(_), Some(_)) => {
             return Err(Error::invalid(
@@ -52,7 +106,7 @@ pub(super) async fn restore(c: &Ctx, p: RestoreParams) -> Result<Value> {
         (None, Some(ts)) => Some(Pitr::TimeMs(parse_time(ts)?)),
         (None, None) => None,
     };
-    let m = match (pitr, p.name.as_deref()) {
+    let m = match (pitr, name.as_deref()) {
         (None, name) => t.resolve(name).await?,
         (Some(at), name) => {
             // Bases are backups with files; the archive carries them on.
@@ -90,10 +144,33 @@ pub(super) async fn restore(c: &Ctx, p: RestoreParams) -> Result<Value> {
         }
     };
     let plan = plan_restore(&t, m, pitr).await?;
-    match &p.to {
-        Some(to) => restore_to_path(c, &t, &plan, Path::new(to), p.force, started).await,
-        None => restore_live(c, &t, &plan, started).await,
+    Ok((t, plan))
+}
+
+/// "The newest backup" cannot be chosen when the catalog lists backups
+/// whose manifests are gone: the newest may be one of them.
+async fn refuse_if_manifests_lost(t: &Target) -> Result<()> {
+    let Ok(Some(catalog)) = t.catalog().await else {
+        // No catalog (an older location) or a damaged one: the listing is
+        // all there is; `backup verify` reports the catalog.
+        return Ok(());
+    };
+    let mut lost = Vec::new();
+    for e in catalog {
+        if !t.exists(&e.name).await? {
+            lost.push(e.name);
+        }
     }
+    if lost.is_empty() {
+        return Ok(());
+    }
+    Err(Error::corruption(format!(
+        "the catalog of {} lists backup(s) {} whose manifests are missing, so the newest backup \
+         cannot be chosen safely; nothing was restored (name the backup to restore with --name, \
+         and see `backup verify`)",
+        t.url,
+        lost.join(", ")
+    )))
 }
 
 /// What a restore downloads and replays.
@@ -113,6 +190,8 @@ pub(super) async fn plan_restore(
     m: BackupManifest,
     pitr: Option<Pitr>,
 ) -> Result<RestorePlan> {
+    // A listing leaves an encrypted file list sealed without a keyring.
+    let m = if m.is_sealed() { t.unseal(m)? } else { m };
     let Some(base) = &m.base else {
         return Ok(RestorePlan {
             name: m.name.clone(),
@@ -139,37 +218,59 @@ pub(super) async fn plan_restore(
     })
 }
 
-pub(super) async fn restore_to_path(
-    c: &Ctx,
-    t: &Target,
-    plan: &RestorePlan,
+/// Is a daemon running on the data dir `dir` (it holds `daemon.lock`)?
+fn daemon_running(dir: &Path) -> bool {
+    matches!(
+        crate::fs::try_lock(&dir.join("daemon.lock"), false),
+        Ok(None)
+    )
+}
+
+/// Restore into the data directory `to`: the store in `to/db` with a fresh
+/// history id, and the keyring beside it when the backup is encrypted, so
+/// `serve --data-dir TO` serves exactly the restored state. It is built
+/// next to `to`, opened read-only to prove it is a store, and only then
+/// renamed into place; `to` must be empty or `force` given.
+pub(super) async fn to_data_dir(
+    loc: &Locations,
+    p: &RestoreParams,
     to: &Path,
-    force: bool,
-    started: Instant,
+    live: Option<&Path>,
 ) -> Result<Value> {
+    let started = Instant::now();
     if !to.is_absolute() {
         return Err(Error::invalid(format!(
             "--to {}: must be an absolute path",
             to.display()
         )));
     }
-    let live = std::path::absolute(&c.config.data_dir).unwrap_or(c.config.data_dir.clone());
-    if to.starts_with(&live) {
+    if let Some(live) = live {
+        let live = std::path::absolute(live).unwrap_or(live.to_path_buf());
+        if to.starts_with(&live) {
+            return Err(Error::invalid(format!(
+                "--to {} is inside the daemon's data dir; restore into the running daemon without --to instead",
+                to.display()
+            )));
+        }
+    }
+    if daemon_running(to) {
         return Err(Error::invalid(format!(
-            "--to {} is inside the daemon's data dir; restore into the running daemon without --to instead",
+            "a daemon is serving {}; stop it first, or restore into it without --to",
             to.display()
         )));
     }
-    if !backup::is_empty_dir(to)? && !force {
+    if !backup::is_empty_dir(to)? && !p.force {
         return Err(Error::invalid(format!(
             "{} is not empty; pass --force to replace it (nothing was changed)",
             to.display()
         )));
     }
+    let (t, plan) = choose(loc, p).await?;
     let partial = backup::partial_path(to);
     let _ = std::fs::remove_dir_all(&partial);
+    let store = partial.join(LIVE_DIR);
     let m = &plan.base;
-    let built = match build(c, t, plan, &partial).await {
+    let built = match build(&loc.config, &t, &plan, &store).await {
         Ok(b) => b,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&partial);
@@ -180,45 +281,22 @@ pub(super) async fn restore_to_path(
             )));
         }
     };
-    let (config, partial2, to2) = (c.config.clone(), partial.clone(), to.to_path_buf());
+    // The keyring the restore opened goes with the data dir (mode 0600),
+    // so the restored daemon can make and restore encrypted backups.
+    let keyring = t.keyring.as_ref().map(|_| loc.keyring_path());
+    let (config, partial2, to2) = (loc.config.clone(), partial.clone(), to.to_path_buf());
+    let keyring2 = keyring.clone();
     let keys = blocking(move || {
         // A store restored elsewhere starts its own history.
-        crate::engine::fork_history(&partial2, &config)?;
-        let keys = crate::engine::read_all_read_only(&partial2, &config)
+        crate::engine::fork_history(&partial2.join(LIVE_DIR), &config)?;
+        let keys = crate::engine::read_all_read_only(&partial2.join(LIVE_DIR), &config)
             .map_err(|e| e.context("the restored files do not open as a store"))?;
+        if let Some(k) = &keyring2 {
+            copy_private(k, &partial2.join(KEYRING_FILE))?;
+        }
+        crate::fs::fsync_dir(&partial2)?;
         // Only now does anything appear at `to`.
-        if to2.exists() {
-            let old = to2.with_file_name(format!(
-                ".{}.old-{}",
-                to2.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                std::process::id()
-            ));
-            std::fs::rename(&to2, &old)
-                .map_err(|e| Error::io(format!("moving {} aside: {e}", to2.display())))?;
-            if let Err(e) = std::fs::rename(&partial2, &to2) {
-                // Put the old contents back, or say where they are.
-                let back = match std::fs::rename(&old, &to2) {
-                    Ok(()) => format!("{} is as it was", to2.display()),
-                    Err(e2) => format!(
-                        "its previous contents are at {} (moving them back failed: {e2})",
-                        old.display()
-                    ),
-                };
-                return Err(Error::io(format!(
-                    "moving the restored store to {}: {e}; {back}",
-                    to2.display()
-                )));
-            }
-            let _ = std::fs::remove_dir_all(&old);
-        } else {
-            std::fs::rename(&partial2, &to2)
-                .map_err(|e| Error::io(format!("{}: {e}", to2.display())))?;
-        }
-        if let Some(parent) = to2.parent() {
-            crate::fs::fsync_dir(parent)?;
-        }
+        replace_dir(&partial2, &to2)?;
         Ok(keys)
     })
     .await;
@@ -227,11 +305,72 @@ pub(super) async fn restore_to_path(
     }
     let keys = keys?;
     Ok(
-        json!({"restored": plan.name, "base": m.name, "to": to.display().to_string(), "base_sequence": m.sequence,
-        "sequence": built.sequence, "replayed_batches": built.replayed_batches, "note": built.note,
+        json!({"restored": plan.name, "base": m.name, "to": to.display().to_string(),
+        "store": to.join(LIVE_DIR).display().to_string(),
+        "keyring": keyring.map(|_| to.join(KEYRING_FILE).display().to_string()),
+        "base_sequence": m.sequence, "sequence": built.sequence,
+        "replayed_batches": built.replayed_batches, "note": built.note,
         "files": m.files.len(), "bytes": built.bytes, "keys": keys,
+        "serve": format!("ruvector-storage serve --data-dir {}", to.display()),
         "duration_ms": started.elapsed().as_secs_f64() * 1000.0}),
     )
+}
+
+/// The store directory inside a data dir.
+const LIVE_DIR: &str = crate::snapshot::restore::LIVE_DIR;
+/// The keyring's name in a data dir (the default `[backup] keyring`).
+const KEYRING_FILE: &str = "backup-keyring.json";
+
+/// Copy a secret file, readable by its owner only.
+fn copy_private(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::copy(from, to)
+        .and_then(|_| std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o600)))
+        .map_err(|e| {
+            Error::io(format!(
+                "copying the keyring {} to {}: {e}",
+                from.display(),
+                to.display()
+            ))
+        })?;
+    Ok(())
+}
+
+/// Rename `partial` to `to`; a non-empty `to` (`--force`) is moved aside
+/// first and removed after, or put back if the rename fails.
+fn replace_dir(partial: &Path, to: &Path) -> Result<()> {
+    if to.exists() {
+        let old = to.with_file_name(format!(
+            ".{}.old-{}",
+            to.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            std::process::id()
+        ));
+        std::fs::rename(to, &old)
+            .map_err(|e| Error::io(format!("moving {} aside: {e}", to.display())))?;
+        if let Err(e) = std::fs::rename(partial, to) {
+            // Put the old contents back, or say where they are.
+            let back = match std::fs::rename(&old, to) {
+                Ok(()) => format!("{} is as it was", to.display()),
+                Err(e2) => format!(
+                    "its previous contents are at {} (moving them back failed: {e2})",
+                    old.display()
+                ),
+            };
+            return Err(Error::io(format!(
+                "moving the restored store to {}: {e}; {back}",
+                to.display()
+            )));
+        }
+        let _ = std::fs::remove_dir_all(&old);
+    } else {
+        std::fs::rename(partial, to).map_err(|e| Error::io(format!("{}: {e}", to.display())))?;
+    }
+    match to.parent() {
+        Some(parent) => crate::fs::fsync_dir(parent),
+        None => Ok(()),
+    }
 }
 
 /// Build into a snapshot and let the snapshot actor swap it in.
@@ -247,7 +386,7 @@ pub(super) async fn restore_live(
     let final_dir = c.snapshot_store.dir(&snap);
     let tmp = c.snapshot_store.root().join(format!(".tmp-{snap}"));
     let _ = std::fs::remove_dir_all(&tmp);
-    let built = build(c, t, plan, &tmp).await;
+    let built = build(&c.config, t, plan, &tmp).await;
     let (tmp2, final2, snap2) = (tmp.clone(), final_dir.clone(), snap.clone());
     let published = match built {
         Ok(b) => {

@@ -12,13 +12,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use object_store::ObjectStore;
 use serde_json::{json, Value};
 
 use super::archiver::{archive_pass, wal_replay, ArchiveCursor};
+use super::audit::AuditReport;
 use super::copy::copy_backups;
 use super::create::create;
 use super::drill::drill;
+use super::locations::{Locations, StoreLayer};
 use super::params::{
     CopyParams, CreateParams, ListParams, PruneParams, RestoreParams, VerifyParams,
     WalArchiveParams, WalReplayParams,
@@ -31,10 +32,6 @@ use crate::engine::EngineSlot;
 use crate::error::{Error, Result};
 use crate::snapshot::{self, SnapshotStore};
 use crate::status::StatusBoard;
-
-/// A layer over every object store the service opens (the tests' fault
-/// injection; a metrics store would go here too).
-pub type StoreLayer = Arc<dyn Fn(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> + Send + Sync>;
 
 /// Everything the backup workflows use. Cheap to clone into a task.
 #[derive(Clone)]
@@ -52,8 +49,8 @@ pub struct Service {
     pub(super) archiving: Arc<tokio::sync::Mutex<Option<ArchiveCursor>>>,
     /// The running backup, restore or drill (`backup_status`).
     pub(super) progress: Arc<backup::progress::Progress>,
-    /// Wraps every store the service opens (None: as opened).
-    layer: Option<StoreLayer>,
+    /// How locations are opened (config, keyring, progress, store layer).
+    pub(super) locations: Locations,
 }
 
 pub(super) type Ctx = Service;
@@ -65,23 +62,24 @@ impl Service {
         board: Arc<StatusBoard>,
         snapshots: Arc<snapshot::Service>,
     ) -> Self {
+        let progress: Arc<backup::progress::Progress> = Arc::default();
         Service {
             slot,
-            config,
+            config: config.clone(),
             board,
             snapshot_store: snapshots.store().clone(),
             snapshots,
             busy: Arc::default(),
             archiving: Arc::default(),
-            progress: Arc::default(),
-            layer: None,
+            locations: Locations::new(config.clone(), progress.clone()),
+            progress,
         }
     }
 
     /// Every object store this service opens goes through `layer` (e.g. a
     /// fault-injecting wrapper over the real store).
     pub fn with_store_layer(mut self, layer: StoreLayer) -> Self {
-        self.layer = Some(layer);
+        self.locations = self.locations.with_layer(Some(layer));
         self
     }
 
@@ -121,27 +119,35 @@ impl Service {
     }
 
     pub async fn list(self: Arc<Self>, p: ListParams) -> Result<Value> {
-        let t = target(&self, p.location.as_deref())?;
-        let list = t.list().await?;
-        let rows: Vec<Value> = list.iter().map(summary).collect();
-        Ok(json!({"location": t.url, "backups": rows, "count": rows.len()}))
+        list(&self.with_keyring(p.keyring.as_deref()), &p).await
     }
 
     pub async fn verify(self: Arc<Self>, p: VerifyParams) -> Result<Value> {
         // Not under `busy`: its own counters.
-        let t = target(&self, p.location.as_deref())?.with_progress(Arc::default());
-        let m = t.resolve(p.name.as_deref()).await?;
-        let fraction = match (&p.read_data, &p.read_data_subset) {
-            (true, None) => 1.0,
-            (false, Some(s)) => subset(s)?,
-            (false, None) => 0.0,
-            (true, Some(_)) => {
-                return Err(Error::invalid(
-                    "give either read-data or read-data-subset, not both",
-                ))
-            }
-        };
-        Ok(json!(t.verify(&m, fraction).await?))
+        let r = verify(&self.with_keyring(p.keyring.as_deref()), &p).await?;
+        if !r.ok {
+            let first = &r.bad[0];
+            self.board.record_error(
+                "backup",
+                &format!(
+                    "backup verify of {} found {} problem(s), e.g. {}: {} ({})",
+                    r.location,
+                    r.bad.len(),
+                    first.object,
+                    first.problem,
+                    first.breaks
+                ),
+            );
+        }
+        Ok(json!(r))
+    }
+
+    /// The service's locations, with another keyring when one is given.
+    fn with_keyring(&self, keyring: Option<&str>) -> Locations {
+        match keyring {
+            Some(k) => self.locations.clone().with_keyring(Some(k.into())),
+            None => self.locations.clone(),
+        }
     }
 
     pub async fn status(self: Arc<Self>) -> Result<Value> {
@@ -284,58 +290,54 @@ pub(super) async fn blocking<T: Send + 'static>(
         .map_err(|e| Error::internal(format!("backup task failed: {e}")))?
 }
 
-/// The default destination: `<data-dir>/backups` (absolute).
-pub fn default_destination(config: &Config) -> Result<String> {
-    if let Some(d) = &config.backup.destination {
-        return Ok(d.clone());
-    }
-    let dir = std::path::absolute(config.data_dir.join("backups"))
-        .map_err(|e| Error::io(format!("resolving the backup directory: {e}")))?;
-    Ok(format!("file://{}", dir.display()))
+/// The backups in a location, oldest first.
+pub(super) async fn list(loc: &Locations, p: &ListParams) -> Result<Value> {
+    let t = match loc.target(p.location.as_deref()) {
+        Ok(t) => t,
+        // A local location not made yet holds no backups (as an empty
+        // bucket prefix holds none).
+        Err(e) if e.kind == crate::error::ErrorKind::NotFound => {
+            let url = match &p.location {
+                Some(u) => u.clone(),
+                None => backup::default_destination(&loc.config)?,
+            };
+            return Ok(json!({"location": url, "backups": [], "count": 0}));
+        }
+        Err(e) => return Err(e),
+    };
+    let rows: Vec<Value> = t.list().await?.iter().map(summary).collect();
+    Ok(json!({"location": t.url, "backups": rows, "count": rows.len()}))
+}
+
+/// Audit a location (its own counters, not the running operation's).
+pub(super) async fn verify(loc: &Locations, p: &VerifyParams) -> Result<AuditReport> {
+    let t = loc
+        .target(p.location.as_deref())?
+        .with_progress(Arc::default());
+    let fraction = match (&p.read_data, &p.read_data_subset) {
+        (true, None) => 1.0,
+        (false, Some(s)) => subset(s)?,
+        (false, None) => 0.0,
+        (true, Some(_)) => {
+            return Err(Error::invalid(
+                "give either read-data or read-data-subset, not both",
+            ))
+        }
+    };
+    t.audit(p.name.as_deref(), fraction).await
 }
 
 pub(super) fn target(c: &Ctx, url: Option<&str>) -> Result<Target> {
-    target_with(c, url, false)
+    c.locations.target(url)
 }
 
-pub(super) fn keyring_path(config: &Config) -> PathBuf {
-    config
-        .backup
-        .keyring
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("backup-keyring.json"))
-}
-
-/// A target with the keyring attached when there is one (created when
-/// `create_keyring`: an encrypted backup is about to be made).
 pub(super) fn target_with(c: &Ctx, url: Option<&str>, create_keyring: bool) -> Result<Target> {
-    let url = match url {
-        Some(u) => u.to_string(),
-        None => default_destination(&c.config)?,
-    };
-    let path = keyring_path(&c.config);
-    let keyring = if create_keyring {
-        Some(backup::crypto::Keyring::load_or_create(
-            &path,
-            &iso_ms(SystemClock.now_ms()),
-        )?)
-    } else if path.exists() {
-        Some(backup::crypto::Keyring::load(&path)?)
-    } else {
-        None
-    };
-    Ok(open_target(c, &url)?
-        .with_keyring(keyring.map(Arc::new))
-        .with_progress(c.progress.clone()))
+    c.locations.target_with(url, create_keyring)
 }
 
 /// Open a location, through the service's store layer if it has one.
 pub(super) fn open_target(c: &Ctx, url: &str) -> Result<Target> {
-    let mut t = Target::open(url)?;
-    if let Some(layer) = &c.layer {
-        t.store = layer(t.store);
-    }
-    Ok(t)
+    c.locations.open(url)
 }
 
 /// `"10%"` or `"10"` → 0.10.

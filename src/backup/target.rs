@@ -57,16 +57,24 @@ pub fn check_url(url: &str) -> Result<url::Url> {
 }
 
 impl Target {
-    /// Resolve a destination. A bare path is a local directory.
+    /// Resolve a destination to write to. A bare path is a local directory,
+    /// created when missing.
     pub fn open(url: &str) -> Result<Target> {
+        Self::open_for(url, true)
+    }
+
+    /// Resolve a location; a missing local directory is created only when
+    /// `create` (a writer), and is "not found" otherwise — a reader must not
+    /// leave an empty location behind (e.g. after a typo in the path).
+    pub fn open_for(url: &str, create: bool) -> Result<Target> {
         let bad = |why: String| Error::invalid(format!("backup location {url:?}: {why}"));
         if !url.contains("://") {
-            return Self::local(Path::new(url), url);
+            return Self::local(Path::new(url), url, create);
         }
         let parsed = check_url(url)?;
         let prefix = ObjPath::from_url_path(parsed.path()).map_err(|e| bad(e.to_string()))?;
         let store: Arc<dyn ObjectStore> = match parsed.scheme() {
-            "file" => return Self::local(Path::new(parsed.path()), url),
+            "file" => return Self::local(Path::new(parsed.path()), url, create),
             "s3" | "s3a" => Arc::new(
                 object_store::aws::AmazonS3Builder::from_env()
                     .with_url(url)
@@ -100,10 +108,16 @@ impl Target {
         })
     }
 
-    fn local(dir: &Path, url: &str) -> Result<Target> {
+    fn local(dir: &Path, url: &str, create: bool) -> Result<Target> {
         if !dir.is_absolute() {
             return Err(Error::invalid(format!(
                 "backup location {url:?}: a local path must be absolute"
+            )));
+        }
+        if !create && !dir.is_dir() {
+            return Err(Error::not_found(format!(
+                "backup location {url}: {} does not exist (no backups there)",
+                dir.display()
             )));
         }
         std::fs::create_dir_all(dir)

@@ -306,6 +306,7 @@ impl Target {
         BackupManifest::decode(&name, &body)?;
         self.put_object(&format!("backups/{name}.json"), Bytes::from(body))
             .await?;
+        self.catalog_add(&name, &m.checksum).await?;
         Ok(BackupManifest {
             encryption: m.encryption,
             checksum: m.checksum,

@@ -163,6 +163,7 @@ pub fn render(conn: &Conn, method: &str, v: &Value, detailed: bool) -> String {
             out
         }
         "storage_check" => check_report(v),
+        "backup_verify" => verify_report(v),
         _ => pretty(v),
     }
 }
@@ -207,6 +208,39 @@ fn check_report(v: &Value) -> String {
             p["column_family"].as_str().unwrap_or_default(),
             p["key"].as_str().unwrap_or_default(),
             p["problem"].as_str().unwrap_or_default()
+        ));
+    }
+    out
+}
+
+/// `backup verify`: a summary line, then each problem and what it breaks.
+fn verify_report(v: &Value) -> String {
+    let archive = &v["archive"];
+    let mut out = format!(
+        "{}: {} ({} backup(s), {} files, {} WAL segment(s) {}, {} read, {:.1} s)",
+        v["location"].as_str().unwrap_or_default(),
+        if v["ok"] == true {
+            "OK".to_string()
+        } else {
+            format!("{} PROBLEM(S)", v["bad"].as_array().map_or(0, |b| b.len()))
+        },
+        v["backups"].as_array().map_or(0, |b| b.len()),
+        v["files_checked"],
+        archive["segments"],
+        match (archive["start"].as_u64(), archive["end"].as_u64()) {
+            (Some(a), Some(b)) => format!("covering {}..={b}", a + 1),
+            _ => "(no archive range)".to_string(),
+        },
+        human_bytes(v["bytes_read"].as_u64().unwrap_or(0)),
+        v["seconds"].as_f64().unwrap_or(0.0)
+    );
+    for b in v["bad"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "\n  bad: {} ({}): {} — {}",
+            b["object"].as_str().unwrap_or_default(),
+            b["file"].as_str().unwrap_or_default(),
+            b["problem"].as_str().unwrap_or_default(),
+            b["breaks"].as_str().unwrap_or_default()
         ));
     }
     out

@@ -44,7 +44,7 @@ fn serve(cli_config: Option<&std::path::Path>, overrides: &Overrides) -> Result<
 fn dispatch(config_path: Option<&std::path::Path>, parsed: Parsed) -> Result<String> {
     let cli: Cli = match parsed {
         Parsed::Op { op, params, conn } => {
-            return runtime()?.block_on(super::call::run(op, params, &conn))
+            return runtime()?.block_on(super::call::run(op, params, &conn, config_path))
         }
         Parsed::Other(cli) => cli,
     };

@@ -144,7 +144,7 @@ pub fn check(
             rep.keys += 1;
             rep.bytes += (k.len() + v.len()) as u64;
             unreported += (k.len() + v.len()) as u64;
-            if rep.keys % 4096 == 0 {
+            if rep.keys.is_multiple_of(4096) {
                 if cancelled() {
                     return Err(Error::cancelled("the integrity check was cancelled"));
                 }
@@ -293,10 +293,8 @@ fn check_sys(k: &[u8], v: &[u8], dims: &mut HashMap<String, usize>, found: &mut 
                 format!("collection descriptor does not decode: {}", e.message),
             ),
         }
-    } else if k.starts_with(b"ctr/") {
-        if v.len() != 8 {
-            found.add(Cf::Sys, k, format!("counter is {} bytes, not 8", v.len()));
-        }
+    } else if k.starts_with(b"ctr/") && v.len() != 8 {
+        found.add(Cf::Sys, k, format!("counter is {} bytes, not 8", v.len()));
     }
 }
 

@@ -2,6 +2,8 @@
 //! loopback port, found through its daemon.json, driven by real clients.
 #![allow(dead_code)]
 
+pub mod servers;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

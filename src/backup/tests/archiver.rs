@@ -116,7 +116,7 @@ async fn an_archive_of_another_history_is_refused() {
         .await
         .unwrap();
     let history = s.backups.join("wal/HISTORY");
-    std::fs::write(&history, "another-store").unwrap();
+    std::fs::write(&history, crate::backup::wal::seal_marker("another-store")).unwrap();
     // A second service over the same store (as after a restart: it reads
     // the archive afresh).
     s.put(10..20, "b", 100);

@@ -65,7 +65,7 @@ async fn copies_what_the_second_location_lacks_and_then_nothing() {
         ))
         .await
         .unwrap();
-    assert_eq!(super::read_store(&out, &s.config), s.live());
+    assert_eq!(super::read_store(&out.join("db"), &s.config), s.live());
     let again = copy(&s, &to).await.unwrap();
     assert_eq!(
         (

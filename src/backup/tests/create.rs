@@ -117,7 +117,7 @@ async fn a_gap_or_a_damaged_segment_in_the_archive_means_files_and_an_error() {
         ))
         .await
         .unwrap();
-    assert_eq!(super::read_store(&out, &s.config), s.live());
+    assert_eq!(super::read_store(&out.join("db"), &s.config), s.live());
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 mod archiver;
 mod copy;
 mod create;
+mod damage;
 mod drill;
 mod prune;
 mod restore;

@@ -34,13 +34,13 @@ async fn restores_a_backup_a_point_in_time_and_into_the_running_store() {
         .unwrap();
     assert_eq!((&r["base"], &r["sequence"]), (&json!("b0"), &json!(seq_b)));
     assert!(r["replayed_batches"].as_u64().unwrap() >= 1, "{r}");
-    assert_eq!(read_store(&out, &s.config), state_b);
+    assert_eq!(read_store(&out.join("db"), &s.config), state_b);
     // A non-empty target is refused without force, and left alone.
     let e = restore(&s, json!({"name": "b0", "to": out.display().to_string()}))
         .await
         .unwrap_err();
     assert!(e.message.contains("--force"), "{e}");
-    assert_eq!(read_store(&out, &s.config), state_b);
+    assert_eq!(read_store(&out.join("db"), &s.config), state_b);
     // Inside the data dir is refused.
     let inside = s.config.data_dir.join("x");
     let e = restore(&s, json!({"to": inside.display().to_string()}))
@@ -58,7 +58,7 @@ async fn restores_a_backup_a_point_in_time_and_into_the_running_store() {
     .await
     .unwrap();
     assert_eq!(r["base"], "b0", "{r}");
-    assert_eq!(read_store(&out, &s.config), state_c);
+    assert_eq!(read_store(&out.join("db"), &s.config), state_c);
     // A point the archive does not reach is refused, leaving nothing.
     let out = s.dir.path().join("beyond/db");
     let e = restore(

@@ -244,6 +244,26 @@ fn bad_locations_are_refused() {
         .unwrap_err()
         .message
         .contains("absolute"));
+    // `file://backups/x` is host "backups", path "/x": refused, not written
+    // to /x.
+    let e = Target::open("file://backups/x").unwrap_err();
+    assert_eq!(e.kind, crate::error::ErrorKind::InvalidInput);
+    assert!(e.message.contains("cannot name a host"), "{}", e.message);
+    assert!(Target::open("file://localhost/tmp").is_ok());
+}
+
+#[test]
+fn a_reader_does_not_create_a_missing_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo");
+    let url = format!("file://{}", missing.display());
+    let e = Target::open_for(&url, false).unwrap_err();
+    assert_eq!(e.kind, crate::error::ErrorKind::NotFound);
+    assert!(e.message.contains("does not exist"), "{}", e.message);
+    assert!(!missing.exists());
+    // A writer makes it.
+    Target::open_for(&url, true).unwrap();
+    assert!(missing.is_dir());
 }
 
 #[tokio::test]

@@ -17,7 +17,11 @@
 //! `wal/HISTORY` names the store history the archive belongs to (see
 //! [`crate::engine::Engine::history`]); the archiver refuses to continue
 //! an archive of another history (the store was restored since, or another
-//! store archives there), so two histories are never chained.
+//! store archives there), so two histories are never chained. `wal/START`
+//! says where an empty archive starts, `wal/END` where it ends (rewritten
+//! after each segment, so a lost last segment is noticed), `wal/ENCRYPTED`
+//! that it encrypts. Each marker carries the SHA-256 of its value: damage
+//! is an error naming it, never a misread value.
 //!
 //! A WAL-based incremental backup lists the segments that carry its store
 //! from its base backup to its sequence ([`WalObject`], with size and
@@ -48,8 +52,27 @@ pub use ship::PassResult;
 
 use segment::parse_segment;
 
+use super::marker::open as open_marker;
+pub use super::marker::seal as seal_marker;
+use serde::{Deserialize, Serialize};
+
 use super::Target;
 use crate::error::{Error, Result};
+
+/// The marker files of an archive.
+pub const HISTORY: &str = "HISTORY";
+pub const START: &str = "START";
+pub const END: &str = "END";
+pub const ENCRYPTED: &str = "ENCRYPTED";
+
+/// `wal/END`: where the archive ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct End {
+    /// The last archived sequence.
+    pub last: u64,
+    /// The segment that holds it.
+    pub segment: String,
+}
 
 /// The archive of one target.
 pub struct Archive<'a> {
@@ -97,54 +120,74 @@ impl Archive<'_> {
         Ok(out)
     }
 
-    /// The store history this archive belongs to (None: not recorded).
-    pub async fn history(&self) -> Result<Option<String>> {
-        match self.target.get_object("wal/HISTORY").await {
-            Ok(b) => Ok(Some(String::from_utf8_lossy(&b).trim().to_string())),
+    /// A marker file of the archive (`wal/<name>`): None when absent, an
+    /// error naming it when damaged.
+    pub async fn marker(&self, name: &str) -> Result<Option<String>> {
+        let object = format!("wal/{name}");
+        match self.target.get_object(&object).await {
+            Ok(b) => open_marker(&object, &b).map(Some),
             Err(e) if e.kind == crate::error::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    pub async fn set_history(&self, history: &str) -> Result<()> {
+    async fn set_marker(&self, name: &str, value: &str) -> Result<()> {
         self.target
-            .put_object("wal/HISTORY", Bytes::from(history.to_string()))
+            .put_object(&format!("wal/{name}"), Bytes::from(seal_marker(value)))
             .await
+    }
+
+    /// The store history this archive belongs to (None: not recorded).
+    pub async fn history(&self) -> Result<Option<String>> {
+        self.marker(HISTORY).await
+    }
+
+    pub async fn set_history(&self, history: &str) -> Result<()> {
+        self.set_marker(HISTORY, history).await
     }
 
     /// Whether this archive encrypts from now on (`wal/ENCRYPTED`: written
-    /// by the first encrypted backup or pass to it, never removed).
+    /// by the first encrypted backup or pass to it, never removed). A
+    /// damaged marker is an error: archiving stops rather than risk
+    /// plaintext.
     pub async fn is_encrypted(&self) -> Result<bool> {
-        match self.target.get_object("wal/ENCRYPTED").await {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind == crate::error::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
-        }
+        Ok(self.marker(ENCRYPTED).await?.is_some())
     }
 
     pub async fn mark_encrypted(&self, at: &str) -> Result<()> {
-        self.target
-            .put_object("wal/ENCRYPTED", Bytes::from(format!("since {at}\n")))
-            .await
+        self.set_marker(ENCRYPTED, &format!("since {at}")).await
     }
 
     /// Where an empty archive starts (`wal/START`), if recorded.
     pub async fn start(&self) -> Result<Option<u64>> {
-        match self.target.get_object("wal/START").await {
-            Ok(b) => String::from_utf8_lossy(&b)
-                .trim()
+        match self.marker(START).await? {
+            Some(v) => v
                 .parse()
                 .map(Some)
                 .map_err(|_| Error::corruption("wal/START does not hold a sequence number")),
-            Err(e) if e.kind == crate::error::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+            None => Ok(None),
         }
     }
 
     pub async fn set_start(&self, sequence: u64) -> Result<()> {
-        self.target
-            .put_object("wal/START", Bytes::from(sequence.to_string()))
-            .await
+        self.set_marker(START, &sequence.to_string()).await
+    }
+
+    /// Where the archive ends (`wal/END`: the last sequence and the segment
+    /// holding it, rewritten after every segment), so a lost last segment
+    /// is noticed.
+    pub async fn end(&self) -> Result<Option<End>> {
+        match self.marker(END).await? {
+            Some(v) => serde_json::from_str(&v)
+                .map(Some)
+                .map_err(|e| Error::corruption(format!("wal/END does not decode: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn set_end(&self, end: &End) -> Result<()> {
+        let v = serde_json::to_string(end).map_err(|e| Error::internal(e.to_string()))?;
+        self.set_marker(END, &v).await
     }
 
     /// The last archived sequence (None: nothing archived yet).

@@ -107,7 +107,7 @@ fn open_segment(keyring: Option<&Keyring>, object: &str, body: &[u8]) -> Result<
         serde_json::from_slice(&rest[4..4 + len]).map_err(|e| bad(&format!("header: {e}")))?;
     let Some(keyring) = keyring else {
         return Err(Error::invalid(format!(
-            "WAL segment {object} is encrypted (key {:?}); configure [backup] keyring to read it",
+            "WAL segment {object} is encrypted (key {:?}); give its keyring (--keyring FILE, or [backup] keyring) to read it",
             header.kek.id
         )));
     };

@@ -74,6 +74,11 @@ impl Archive<'_> {
         let bytes = body.len() as u64;
         let sha256 = sha256_hex(&body);
         self.target.put_object(&name, Bytes::from(body)).await?;
+        self.set_end(&super::End {
+            last: end,
+            segment: name.clone(),
+        })
+        .await?;
         Ok(PassResult {
             from_sequence: after + 1,
             to_sequence: end,
