@@ -142,20 +142,27 @@ impl Target {
         };
         match &catalog {
             Some(entries) => {
-                for e in entries.iter().filter(|e| !listed.contains(&e.name)) {
-                    if only.is_none_or(|o| o == e.name) {
-                        bad.push(Problem {
-                            object: format!("backups/{}.json", e.name),
-                            file: format!("the manifest of backup {}", e.name),
-                            problem: "missing (the catalog lists it)".into(),
-                            breaks: format!("backup {} unrestorable", e.name),
-                        });
+                let (mut missing, mut unlisted) = catalog_gaps(entries, &listed);
+                if !missing.is_empty() || !unlisted.is_empty() {
+                    // A backup or prune running alongside writes manifests
+                    // and the catalog one after the other: a gap counts
+                    // only when a second reading shows it too.
+                    let again = self.manifest_names().await?;
+                    if let Ok(Some(entries)) = self.catalog().await {
+                        let (m2, u2) = catalog_gaps(&entries, &again);
+                        missing.retain(|n| m2.contains(n));
+                        unlisted.retain(|n| u2.contains(n));
                     }
                 }
-                for n in listed
-                    .iter()
-                    .filter(|n| !entries.iter().any(|e| e.name == **n))
-                {
+                for name in missing.iter().filter(|n| only.is_none_or(|o| o == *n)) {
+                    bad.push(Problem {
+                        object: format!("backups/{name}.json"),
+                        file: format!("the manifest of backup {name}"),
+                        problem: "missing (the catalog lists it)".into(),
+                        breaks: format!("backup {name} unrestorable"),
+                    });
+                }
+                for n in unlisted {
                     bad.push(Problem {
                         object: CATALOG.into(),
                         file: "the catalog of backups".into(),
@@ -217,27 +224,6 @@ impl Target {
         Ok((out, listed))
     }
 
-    /// The names of the manifests present.
-    async fn manifest_names(&self) -> Result<Vec<String>> {
-        use futures::TryStreamExt;
-        let prefix = self.path("backups");
-        let metas: Vec<object_store::ObjectMeta> = self
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| self.err("listing backups", e))?;
-        Ok(metas
-            .iter()
-            .filter_map(|m| {
-                m.location
-                    .filename()?
-                    .strip_suffix(".json")
-                    .map(str::to_string)
-            })
-            .collect())
-    }
-
     /// The archive's markers, contiguity and (with read-data) segments.
     async fn audit_archive(
         &self,
@@ -246,6 +232,10 @@ impl Target {
         bad: &mut Vec<Problem>,
     ) -> Result<(ArchiveSummary, usize, u64)> {
         let archive = Archive::new(self);
+        // END before the listing (an archiving pass writes its segment, then
+        // END: every segment up to the END read is listed after it), START
+        // after it (prune moves START, then deletes the segments below it).
+        let end = archive.end().await;
         let segments = archive.segments().await?;
         fn marker_problem(bad: &mut Vec<Problem>, name: &str, problem: String, breaks: &str) {
             bad.push(Problem {
@@ -275,7 +265,7 @@ impl Target {
                 None
             }
         };
-        let end = match archive.end().await {
+        let end = match end {
             Ok(e) => e,
             Err(e) => {
                 marker_problem(bad, wal::END, e.message, pitr);
@@ -444,4 +434,23 @@ fn add_break(breaks: &mut String, what: &str) {
 fn sample(object: &str) -> f64 {
     let h = super::sha256(object.as_bytes());
     u32::from_str_radix(&h[..8], 16).unwrap_or(0) as f64 / (u32::MAX as f64 + 1.0)
+}
+
+/// Backups the catalog lists whose manifests are not listed, and manifests
+/// listed that the catalog lacks.
+fn catalog_gaps(
+    entries: &[super::catalog::CatalogEntry],
+    listed: &[String],
+) -> (Vec<String>, Vec<String>) {
+    let missing = entries
+        .iter()
+        .filter(|e| !listed.contains(&e.name))
+        .map(|e| e.name.clone())
+        .collect();
+    let unlisted = listed
+        .iter()
+        .filter(|n| !entries.iter().any(|e| e.name == **n))
+        .cloned()
+        .collect();
+    (missing, unlisted)
 }

@@ -73,6 +73,7 @@ pub(super) async fn build(
                 }
                 _ => {}
             }
+            // END before the listing: a pass writes its segment, then END.
             end = archive
                 .end()
                 .await

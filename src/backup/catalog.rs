@@ -79,9 +79,8 @@ impl Target {
         Ok(m)
     }
 
-    /// Every backup, oldest first. A manifest that fails its checks is an
-    /// error naming it (a listing never hides damage).
-    pub async fn list(&self) -> Result<Vec<BackupManifest>> {
+    /// The names of the manifests the location holds (`backups/<name>.json`).
+    pub(super) async fn manifest_names(&self) -> Result<Vec<String>> {
         let prefix = self.path("backups");
         let metas: Vec<object_store::ObjectMeta> = self
             .store
@@ -89,15 +88,23 @@ impl Target {
             .try_collect()
             .await
             .map_err(|e| self.err("listing backups", e))?;
+        Ok(metas
+            .iter()
+            .filter_map(|m| {
+                m.location
+                    .filename()?
+                    .strip_suffix(".json")
+                    .map(str::to_string)
+            })
+            .collect())
+    }
+
+    /// Every backup, oldest first. A manifest that fails its checks is an
+    /// error naming it (a listing never hides damage).
+    pub async fn list(&self) -> Result<Vec<BackupManifest>> {
         let mut out = Vec::new();
-        for m in metas {
-            let Some(file) = m.location.filename() else {
-                continue;
-            };
-            let Some(name) = file.strip_suffix(".json") else {
-                continue;
-            };
-            let m = self.manifest_clear(name).await?;
+        for name in self.manifest_names().await? {
+            let m = self.manifest_clear(&name).await?;
             out.push(if m.encryption.is_some() && self.keyring.is_some() {
                 self.unseal(m)?
             } else {
@@ -164,20 +171,9 @@ impl Target {
         match self.catalog().await {
             Ok(Some(c)) => Ok(c),
             Ok(None) | Err(_) => {
-                let prefix = self.path("backups");
-                let metas: Vec<object_store::ObjectMeta> = self
-                    .store
-                    .list(Some(&prefix))
-                    .try_collect()
-                    .await
-                    .map_err(|e| self.err("listing backups", e))?;
                 let mut out = Vec::new();
-                for m in metas {
-                    let Some(name) = m.location.filename().and_then(|f| f.strip_suffix(".json"))
-                    else {
-                        continue;
-                    };
-                    if let Ok(m) = self.manifest_clear(name).await {
+                for name in self.manifest_names().await? {
+                    if let Ok(m) = self.manifest_clear(&name).await {
                         out.push(CatalogEntry {
                             name: m.name,
                             checksum: m.checksum,

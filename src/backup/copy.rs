@@ -87,6 +87,9 @@ pub(super) async fn copy_backups(c: &Ctx, p: CopyParams) -> Result<Value> {
         }
         copied.push(m.name.clone());
     }
+    // END before the listing: an archiving pass writes its segment, then
+    // END, so every segment up to the END read is in the listing after it.
+    let src_end = src_archive.end().await?;
     let src_wal = src_archive.segments().await?;
     let dst_wal: HashSet<String> = dst_archive
         .segments()
@@ -105,7 +108,7 @@ pub(super) async fn copy_backups(c: &Ctx, p: CopyParams) -> Result<Value> {
     if let (Some(start), None) = (src_archive.start().await?, dst_archive.start().await?) {
         dst_archive.set_start(start).await?;
     }
-    if let Some(end) = src_archive.end().await? {
+    if let Some(end) = src_end {
         let dst_end = dst_archive.end().await?;
         if dst_end.is_none_or(|d| d.last <= end.last) {
             dst_archive.set_end(&end).await?;

@@ -77,18 +77,9 @@ async fn backup(f: &Fixture, name: &str, full: bool) -> BackupManifest {
 }
 
 fn read_all(dir: &Path, config: &Config) -> Vec<(String, Option<String>)> {
-    let (mut opts, cfs) = crate::engine::descriptors(config);
-    opts.create_if_missing(false);
-    let db = rocksdb::DB::open_cf_descriptors_read_only(&opts, dir, cfs, false).unwrap();
-    let cf = db.cf_handle("kv").unwrap();
-    db.iterator_cf(cf, rocksdb::IteratorMode::Start)
-        .map(|r| {
-            let (k, v) = r.unwrap();
-            (
-                String::from_utf8_lossy(&k).into_owned(),
-                Some(String::from_utf8_lossy(&v[1..]).into_owned()),
-            )
-        })
+    super::read_store(dir, config)
+        .into_iter()
+        .map(|(k, v)| (k, Some(v)))
         .collect()
 }
 
