@@ -48,7 +48,10 @@ async fn check_finds_a_flipped_byte_and_publishes_its_result() {
         .clone();
     assert_eq!(kv["keys"], 3000, "every key was read: {r}");
 
-    // Damage the biggest SST while the daemon runs.
+    // Damage the biggest SST while the daemon runs, once the compactions
+    // the flush started are over (a file being compacted away would take
+    // the damage with it: the check would rightly find nothing).
+    settle(&dir.path().join("db"));
     let sst = std::fs::read_dir(dir.path().join("db"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -84,4 +87,35 @@ async fn check_finds_a_flipped_byte_and_publishes_its_result() {
             .is_some_and(|e| e.contains("problem")),
         "the damage is recorded as the compaction actor's error: {health}"
     );
+}
+
+/// Wait until the store's SST files (names and sizes) stay the same for a
+/// second.
+fn settle(db: &std::path::Path) {
+    let files = || {
+        let mut v: Vec<(String, u64)> = std::fs::read_dir(db)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "sst"))
+            .map(|e| {
+                let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+                (e.file_name().to_string_lossy().into_owned(), len)
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut last = files();
+    let mut stable = 0;
+    while stable < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "compactions did not settle"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        let now = files();
+        stable = if now == last { stable + 1 } else { 0 };
+        last = now;
+    }
 }
