@@ -175,6 +175,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         address = %bound,
         data_dir = %config.data_dir.display(),
         sync = %config.sync,
+        allocator = crate::alloc::allocator_name(),
+        memory_budget_mb = config.limits.memory_mb,
         ready_ms = started.elapsed().as_millis() as u64,
         "ruvector-storage ready"
     );

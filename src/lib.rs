@@ -13,6 +13,7 @@
 //! | | [`clock`] | time as a dependency (TTL and cron tests use a manual clock) |
 //! | | [`codec`] | the codec byte every stored value starts with, and the encodings |
 //! | | [`fs`] | atomic writes, directory fsync, checksums, hex, random bytes, crash points |
+//! | | [`alloc`] | the global allocator (glibc or mimalloc), RSS and the allocators' figures, handing free pages back |
 //! | | [`tls`] | the rustls crypto provider (installed once) and the TLS server config |
 //! | | [`npy`] | reading `.npy` float32 matrices for benchmarks |
 //! | | [`notify`] | systemd's notify protocol: READY, STATUS, STOPPING, WATCHDOG |
@@ -28,7 +29,7 @@
 //! | | [`backup`] | backups to object storage, WAL archive, PITR, prune, copy, drill; its service |
 //! | | [`maintenance`] | jobs on the live store: the integrity check (compaction, GC and quotas join it) |
 //! | | [`schedule`] | cron jobs: parsing `schedules/*.toml`, which jobs are due when |
-//! | | [`metrics`] | one sample of the store's figures per tick; its exposition (prometheus-client); rates, the disk alert and the records published about the store |
+//! | | [`metrics`] | one sample of the store's figures per tick; its exposition (prometheus-client); rates, the disk and memory alerts and the records published about the store |
 //! | | [`external`] | the external bus: records relayed to other agents' memory servers |
 //! | operations | [`ops`] | every operation declared once: params, route, effect, access, implementation |
 //! | actors | [`actors`] | actix mailboxes: persistence (SyncArbiter), snapshot, backup, scheduler, metrics; the router; job tracking |
@@ -39,6 +40,7 @@
 //! | | [`bench`] | `ruvector-storage bench`: ratios measured in one run |
 
 pub mod actors;
+pub mod alloc;
 pub mod auth;
 pub mod backup;
 pub mod bench;

@@ -1,11 +1,14 @@
 //! `ruvector-storage`: see the library's layout map in `src/lib.rs`.
 
-/// mimalloc: large request buffers and write batches are allocated on one
-/// thread and freed on another; glibc's per-thread arenas turn that into
-/// mmap/munmap churn and page faults.
+/// glibc malloc with its arenas capped and free pages handed back every
+/// metrics tick (mimalloc with `RUVECTOR_STORAGE_ALLOCATOR=mimalloc`): see
+/// `alloc::Allocator` for why.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: ruvector_storage::alloc::Allocator = ruvector_storage::alloc::Allocator;
 
 fn main() -> std::process::ExitCode {
+    // Before any thread exists (RocksDB's C++ heap is glibc's whichever
+    // allocator Rust uses).
+    ruvector_storage::alloc::configure();
     ruvector_storage::cli::main()
 }

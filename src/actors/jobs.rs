@@ -11,6 +11,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::error::{Error, Result};
 
+/// Jobs that ran at least this long give free heap pages back when done.
+const TRIM_AFTER: Duration = Duration::from_millis(200);
+
 /// The jobs of one actor.
 #[derive(Debug, Clone, Default)]
 pub struct Jobs {
@@ -47,6 +50,7 @@ impl Jobs {
         job: impl Future<Output = Result<Value>> + 'static,
     ) -> impl Future<Output = Result<Value>> + 'static {
         let token = self.cancel.clone();
+        let spawned = std::time::Instant::now();
         let handle = self.tracker.spawn_local(async move {
             if token.is_cancelled() {
                 return Err(shutting_down(what));
@@ -60,9 +64,14 @@ impl Jobs {
             }
         });
         async move {
-            handle
-                .await
-                .map_err(|e| Error::internal(format!("{what} failed: {e}")))?
+            let r = handle.await;
+            // A long job (a backup, restore, drill, verify) allocated and
+            // freed a lot on whichever threads ran it: hand the free pages
+            // back rather than keep them resident until the next one.
+            if spawned.elapsed() >= TRIM_AFTER {
+                tokio::task::spawn_blocking(crate::alloc::trim);
+            }
+            r.map_err(|e| Error::internal(format!("{what} failed: {e}")))?
         }
     }
 

@@ -99,17 +99,7 @@ impl Daemon {
     }
 
     pub(super) fn rss_mb(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
-                    l.split_whitespace()
-                        .nth(1)
-                        .and_then(|kb| kb.parse::<f64>().ok())
-                })
-            })
-            .map(|kb| kb / 1024.0)
-            .unwrap_or(0.0)
+        crate::alloc::rss_of(self.child.id()).map_or(0.0, |b| b as f64 / 1048576.0)
     }
 
     /// User + system CPU seconds the daemon has used.

@@ -24,6 +24,7 @@ mod load;
 mod mcp;
 mod reads;
 mod snapshots;
+mod soak;
 mod writes;
 
 use std::path::PathBuf;
@@ -83,6 +84,15 @@ pub struct BenchArgs {
     /// e.g. "npx -y claude-flow@3.43.0 mcp start".
     #[arg(long)]
     pub compare_mcp: Option<String>,
+    /// Run the memory soak instead of (a)–(j) for this long (e.g. 30m, 3m):
+    /// steady writes with accelerated schedules; RSS, latency, errors and
+    /// jobs per minute.
+    #[arg(long, value_name = "DURATION", value_parser = soak::parse_duration)]
+    pub soak: Option<Duration>,
+    /// The soak's warm-up, after which RSS growth is measured (default: a
+    /// third of the soak, at most 2m).
+    #[arg(long, value_name = "DURATION", requires = "soak", value_parser = soak::parse_duration)]
+    pub soak_warmup: Option<Duration>,
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench-results.json")]
     pub out: PathBuf,
@@ -177,6 +187,14 @@ pub async fn run(args: BenchArgs) -> Result<String> {
             _tmp.0.clone()
         }
     };
+    if let Some(length) = args.soak {
+        let (table, json) = soak::run(&dir, &args, length).await?;
+        write_json(&args.out, &json)?;
+        return Ok(format!(
+            "{table}\n\nresults written to {}",
+            args.out.display()
+        ));
+    }
     let m = Arc::new(source(&args)?);
     let mut r = Report {
         rows: Vec::new(),
@@ -253,12 +271,14 @@ pub async fn run(args: BenchArgs) -> Result<String> {
         .map(|row| format!("{:<60} {:>14.2} {}", row.name, row.value, row.unit))
         .collect::<Vec<_>>()
         .join("\n");
-    let body = serde_json::to_string_pretty(&Value::Object(r.json))
-        .map_err(|e| Error::internal(e.to_string()))?;
-    std::fs::write(&args.out, body)
-        .map_err(|e| Error::io(format!("writing {}: {e}", args.out.display())))?;
+    write_json(&args.out, &Value::Object(r.json))?;
     Ok(format!(
         "{table}\n\nresults written to {}",
         args.out.display()
     ))
+}
+
+fn write_json(out: &std::path::Path, v: &Value) -> Result<()> {
+    let body = serde_json::to_string_pretty(v).map_err(|e| Error::internal(e.to_string()))?;
+    std::fs::write(out, body).map_err(|e| Error::io(format!("writing {}: {e}", out.display())))
 }

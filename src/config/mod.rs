@@ -152,6 +152,10 @@ pub struct RocksdbConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Limits {
+    /// The daemon's memory budget, MiB: the block cache (at most half of
+    /// it, with the memtables charged to the cache) and everything else the
+    /// process holds. RSS above it by 25% is reported as an error.
+    pub memory_mb: usize,
     /// Largest JSON-RPC request body, bytes.
     pub max_request_bytes: u32,
     /// Most vectors in one `vector_upsert` / ids in one get/delete.
@@ -213,6 +217,7 @@ impl Default for RocksdbConfig {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
+            memory_mb: 512,
             max_request_bytes: default_max_request_bytes(),
             max_batch: 10_000,
             max_key_bytes: 4096,
@@ -405,6 +410,14 @@ impl Config {
                 return Err(Error::invalid(format!("invalid configuration: {msg}")));
             }
         }
+        let (budget, cache) = (self.limits.memory_mb, self.rocksdb.block_cache_mb);
+        if !(64..=1 << 24).contains(&budget) || cache > budget / 2 {
+            return Err(Error::invalid(format!(
+                "invalid configuration: limits.memory-mb is {budget} and rocksdb.block-cache-mb {cache}: \
+                 the budget must be 64 MiB to 16 TiB and the block cache (which also holds the \
+                 memtables) at most half of it; the rest is for table readers, requests and jobs"
+            )));
+        }
         Ok(())
     }
 
@@ -489,6 +502,11 @@ mod tests {
             ("[rocksdb]\ncompression = \"brotli\"", "compression"),
             ("[rocksdb]\nzstd-level = 40", "zstd-level"),
             ("sync = \"interval:0\"", "interval"),
+            ("[limits]\nmemory-mb = 32", "limits.memory-mb is 32"),
+            (
+                "[limits]\nmemory-mb = 200\n[rocksdb]\nblock-cache-mb = 128",
+                "at most half",
+            ),
         ] {
             let dir = tempfile::tempdir().unwrap();
             let file = dir.path().join("c.toml");

@@ -37,7 +37,7 @@ pub use kv::ScanPage;
 pub use options::read_all_read_only;
 pub(crate) use options::{descriptors, open_read_only};
 pub use slot::{EngineSlot, Pass, Quiesced};
-pub use stats::{CfStats, Counters, StoreStats};
+pub use stats::{CfStats, Counters, StoreMemory, StoreStats};
 pub use vectors::{CollectionInfo, Metric, VectorInput, VectorOut};
 
 use std::path::{Path, PathBuf};
@@ -98,6 +98,8 @@ pub struct Engine {
     db: DB,
     /// The options the store was opened with (they hold its statistics).
     db_opts: Options,
+    /// Its block cache and write buffer manager (for their figures).
+    memory: options::LiveMemory,
     path: PathBuf,
     sync: SyncPolicy,
     compression: Compression,
@@ -132,7 +134,7 @@ impl Engine {
         let path = config.data_dir.join("db");
         std::fs::create_dir_all(&path)
             .map_err(|e| Error::io(format!("cannot create {}: {e}", path.display())))?;
-        let (db_opts, cfs) = descriptors(config);
+        let (db_opts, cfs, memory) = options::live_descriptors(config);
         let db = DB::open_cf_descriptors(&db_opts, &path, cfs).map_err(|e| {
             let err = Error::from(e);
             if err.message.contains("/LOCK") || err.message.contains("lock hold") {
@@ -148,6 +150,7 @@ impl Engine {
         let engine = Arc::new(Engine {
             db,
             db_opts,
+            memory,
             path,
             sync: config.sync_policy(),
             compression: config.compression(),

@@ -1,12 +1,14 @@
 //! How a store directory is opened: the RocksDB options of the database
 //! and of each column family (the `sys` counter merge operator, the
-//! `memory` TTL compaction filter), and read-only opens of store
-//! directories other than the live one (snapshots, restored backups).
+//! `memory` TTL compaction filter), the live store's memory (one block
+//! cache with the memtables charged to it), and the small, bounded opens of
+//! store directories other than the live one (snapshots, restored backups).
 
 use std::path::Path;
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, MergeOperands, Options, DB,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, MergeOperands, Options,
+    WriteBufferManager, DB,
 };
 
 use super::Cf;
@@ -49,7 +51,10 @@ fn cf_options(config: &Config, cache: &Cache, cf: Cf) -> Options {
     if r.bloom_bits_per_key > 0.0 {
         table.set_bloom_filter(r.bloom_bits_per_key, false);
     }
+    // Index and filter blocks live in the block cache (bounded by it), the
+    // L0 ones pinned there (every read consults them).
     table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
     opts.set_block_based_table_factory(&table);
     opts.set_write_buffer_size(r.write_buffer_size_mb * 1024 * 1024);
     opts.set_max_write_buffer_number(r.max_write_buffer_number);
@@ -75,8 +80,17 @@ fn cf_options(config: &Config, cache: &Cache, cf: Cf) -> Options {
     opts
 }
 
-/// DB options and column family descriptors for a store (live or snapshot).
-pub(crate) fn descriptors(config: &Config) -> (Options, Vec<ColumnFamilyDescriptor>) {
+/// The block cache of a store opened for anything but serving (a snapshot
+/// verified, a backup restored or drilled, a history forked): small, and
+/// its own, so nothing is shared with the live store.
+const SCRATCH_CACHE_BYTES: usize = 8 << 20;
+/// Table files a scratch open keeps open (each holds a reader in memory).
+const SCRATCH_MAX_OPEN_FILES: i32 = 256;
+/// Memtables of a scratch open, all families together.
+const SCRATCH_WRITE_BUFFERS: usize = 32 << 20;
+
+/// The options every open shares.
+fn db_options(config: &Config) -> Options {
     let mut db_opts = Options::default();
     db_opts.create_if_missing(true);
     db_opts.create_missing_column_families(true);
@@ -88,18 +102,73 @@ pub(crate) fn descriptors(config: &Config) -> (Options, Vec<ColumnFamilyDescript
     // Followers of a write group sleep instead of spinning: with many
     // writer threads on few cores, spinning starves the group leader.
     db_opts.set_enable_write_thread_adaptive_yield(false);
-    // Tickers and histograms for metrics (cache hit rate, WAL sync latency).
-    db_opts.enable_statistics();
     // Keep obsolete WAL files (in db/archive/) for change data capture and
     // WAL archiving; RocksDB deletes them past either limit.
     db_opts.set_wal_ttl_seconds(config.cdc.wal_retention_secs);
     db_opts.set_wal_size_limit_mb(config.cdc.wal_retention_mb);
-    let cache = Cache::new_lru_cache(config.rocksdb.block_cache_mb * 1024 * 1024);
-    let cfs = Cf::ALL
+    db_opts
+}
+
+fn cfs(config: &Config, cache: &Cache) -> Vec<ColumnFamilyDescriptor> {
+    Cf::ALL
         .iter()
-        .map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(config, &cache, *cf)))
-        .collect();
-    (db_opts, cfs)
+        .map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(config, cache, *cf)))
+        .collect()
+}
+
+/// DB options and column family descriptors for a store that is not the
+/// live one (a snapshot, a restored backup, a drill): an 8 MiB block cache
+/// of its own, at most 256 open table files, 32 MiB of memtables, no
+/// statistics.
+pub(crate) fn descriptors(config: &Config) -> (Options, Vec<ColumnFamilyDescriptor>) {
+    let mut db_opts = db_options(config);
+    db_opts.set_max_open_files(SCRATCH_MAX_OPEN_FILES);
+    // Opens that write (a PITR replay, a history fork) flush their
+    // memtables at 32 MiB in all, not at every family's full write buffers.
+    db_opts.set_write_buffer_manager(&WriteBufferManager::new_write_buffer_manager(
+        SCRATCH_WRITE_BUFFERS,
+        false,
+    ));
+    let cache = Cache::new_lru_cache(SCRATCH_CACHE_BYTES);
+    (db_opts, cfs(config, &cache))
+}
+
+/// The live store's memory: one block cache, and the write buffer manager
+/// that charges every memtable to it (so blocks, index and filter blocks
+/// and memtables share one limit, `rocksdb.block-cache-mb` — not a strict
+/// one: an insert over capacity evicts rather than fails, and a memtable is
+/// never refused), flushing when memtables reach half of it.
+pub(crate) struct LiveMemory {
+    pub(crate) cache: Cache,
+    pub(crate) capacity: usize,
+    pub(crate) write_buffers: WriteBufferManager,
+}
+
+/// DB options, column families and memory of the live store.
+pub(crate) fn live_descriptors(
+    config: &Config,
+) -> (Options, Vec<ColumnFamilyDescriptor>, LiveMemory) {
+    let mut db_opts = db_options(config);
+    // Tickers and histograms for metrics (cache hit rate, WAL sync latency).
+    db_opts.enable_statistics();
+    let cache_bytes = config.rocksdb.block_cache_mb * 1024 * 1024;
+    let cache = Cache::new_lru_cache(cache_bytes);
+    let write_buffers = WriteBufferManager::new_write_buffer_manager_with_cache(
+        cache_bytes / 2,
+        false,
+        cache.clone(),
+    );
+    db_opts.set_write_buffer_manager(&write_buffers);
+    let cfs = cfs(config, &cache);
+    (
+        db_opts,
+        cfs,
+        LiveMemory {
+            cache,
+            capacity: cache_bytes,
+            write_buffers,
+        },
+    )
 }
 
 /// Open a store directory (a snapshot, a restored backup) read-only, with

@@ -44,7 +44,34 @@ pub struct StoreStats {
     pub uptime_secs: u64,
 }
 
+/// The live store's memory, bytes (RocksDB's own accounting).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct StoreMemory {
+    /// The block cache: data, index and filter blocks, plus the memtables
+    /// charged to it.
+    pub block_cache: u64,
+    /// Of it, pinned (in use by readers, or pinned L0 index and filters).
+    pub block_cache_pinned: u64,
+    /// Its capacity.
+    pub block_cache_capacity: u64,
+    /// Memtables of every column family (active, immutable and pinned).
+    pub memtables: u64,
+    /// Table readers outside the block cache.
+    pub table_readers: u64,
+}
+
 impl Engine {
+    /// Where the store's memory is.
+    pub fn memory(&self) -> StoreMemory {
+        StoreMemory {
+            block_cache: self.memory.cache.get_usage() as u64,
+            block_cache_pinned: self.memory.cache.get_pinned_usage() as u64,
+            block_cache_capacity: self.memory.capacity as u64,
+            memtables: self.memory.write_buffers.get_usage() as u64,
+            table_readers: self.property_sum("rocksdb.estimate-table-readers-mem"),
+        }
+    }
+
     /// Bytes in the memtables of every column family (what a flush writes).
     pub fn memtable_bytes(&self) -> u64 {
         self.property_sum("rocksdb.cur-size-all-mem-tables")

@@ -111,6 +111,47 @@ fn labelled(key: &'static str, value: &str) -> Labels {
     vec![(key, value.to_string())]
 }
 
+/// Where the memory is, and the budget it is held to.
+fn memory(m: &super::MemoryFigures) -> [Family; 2] {
+    let st = &m.store;
+    let mut bytes = Family::new(
+        Kind::Gauge,
+        "ruvector_storage_memory_bytes",
+        "Memory by kind, bytes: RocksDB's block cache (memtables charged to it), memtables, table readers; what the allocators hold from the kernel (allocator_resident: glibc malloc's heap, where RocksDB allocates, and mimalloc's, the Rust heap); the process's RSS.",
+    )
+    .with(labelled("kind", "block_cache"), st.block_cache as f64)
+    .with(labelled("kind", "memtables"), st.memtables as f64)
+    .with(labelled("kind", "table_readers"), st.table_readers as f64);
+    if let Some(a) = m.allocator {
+        bytes = bytes
+            .with(labelled("kind", "allocator_resident"), a.resident() as f64)
+            .with(
+                labelled("kind", "malloc_allocated"),
+                a.malloc_allocated as f64,
+            )
+            .with(
+                labelled("kind", "malloc_resident"),
+                a.malloc_resident as f64,
+            )
+            .with(
+                labelled("kind", "mimalloc_committed"),
+                a.mimalloc_committed as f64,
+            );
+    }
+    if let Some(rss) = m.process_rss {
+        bytes = bytes.with(labelled("kind", "process_rss"), rss as f64);
+    }
+    [
+        bytes,
+        Family::one(
+            Kind::Gauge,
+            "ruvector_storage_memory_budget_bytes",
+            "limits.memory-mb, bytes.",
+            m.budget as f64,
+        ),
+    ]
+}
+
 /// Every family of a sample.
 pub fn families(s: &Sample) -> Vec<Family> {
     use Kind::{Counter, Gauge};
@@ -280,6 +321,7 @@ pub fn families(s: &Sample) -> Vec<Family> {
         "Compactions running now.",
         s.compactions_running as f64,
     ));
+    f.extend(memory(&s.memory));
     let snaps = s
         .records
         .snapshots

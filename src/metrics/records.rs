@@ -122,6 +122,7 @@ pub fn recovery_action(origin: &str) -> &'static str {
         "snapshot" => "check disk space and the snapshot named in the error, then retry",
         "backup" => "check the destination and the WAL archive (backup verify --read-data, wal archive); a backup that fell back to files is complete",
         "persistence" => "retry; if it persists, verify and restore the newest verified snapshot",
+        "memory" => "see ruvector_storage_memory_bytes for where it is; lower rocksdb.block-cache-mb or raise limits.memory-mb, and report a growth that does not stop",
         "compaction" => "run check --verify-integrity to list the damage; restore the newest verified snapshot (snapshot verify, snapshot restore) or a backup",
         _ => "retry_or_alert",
     }

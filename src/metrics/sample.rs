@@ -9,8 +9,9 @@ use std::time::Instant;
 use rocksdb::statistics::{Histogram, Ticker};
 
 use super::disk::{Disk, DiskIo, DiskSpace};
+use crate::alloc::AllocatorStats;
 use crate::engine::indexes::IndexInfo;
-use crate::engine::{Cf, CfStats, Engine, StoreStats};
+use crate::engine::{Cf, CfStats, Engine, StoreMemory, StoreStats};
 use crate::status::{Records, StatusBoard};
 
 /// Every figure at one instant.
@@ -34,6 +35,7 @@ pub struct Sample {
     pub block_cache_misses: u64,
     pub compaction_pending_bytes: u64,
     pub compactions_running: u64,
+    pub memory: MemoryFigures,
     /// Committed indexes.
     pub indexes: Vec<IndexInfo>,
     /// The board's records when it was taken.
@@ -49,6 +51,29 @@ pub struct VectorFigures {
     /// Raw key+value bytes over SST data bytes, two decimals (1 while
     /// nothing is in an SST file).
     pub compression_ratio: f64,
+}
+
+/// Where the daemon's memory is, bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct MemoryFigures {
+    /// `limits.memory-mb`.
+    pub budget: u64,
+    pub store: StoreMemory,
+    /// The allocator's figures (None where it gives none).
+    pub allocator: Option<AllocatorStats>,
+    /// The process's resident set.
+    pub process_rss: Option<u64>,
+}
+
+impl MemoryFigures {
+    pub fn of(engine: &Engine) -> MemoryFigures {
+        MemoryFigures {
+            budget: (engine.limits().memory_mb as u64).saturating_mul(1 << 20),
+            store: engine.memory(),
+            allocator: crate::alloc::allocator(),
+            process_rss: crate::alloc::process_rss(),
+        }
+    }
 }
 
 /// WAL fsync latency since the store was opened (RocksDB statistics).
@@ -96,6 +121,7 @@ impl Sample {
             compaction_pending_bytes: engine
                 .property_sum("rocksdb.estimate-pending-compaction-bytes"),
             compactions_running: engine.property_sum("rocksdb.num-running-compactions"),
+            memory: MemoryFigures::of(engine),
             indexes: match engine.index_list() {
                 Ok((list, _)) => list,
                 Err(e) => {

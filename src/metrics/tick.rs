@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::records::*;
-use super::{Sample, DISK_ALERT_RATIO};
+use super::{Sample, DISK_ALERT_RATIO, MEMORY_ALERT_RATIO};
 use crate::status::{DiskIoRecord, StatusBoard};
 
 /// Rates between two samples.
@@ -71,6 +71,25 @@ pub fn disk_alert(raised: bool, s: &Sample) -> AlertChange {
     }
 }
 
+/// The memory alert: raised when the process's RSS exceeds the budget by
+/// [`MEMORY_ALERT_RATIO`] while it was not raised, cleared when RSS is back
+/// under the budget.
+pub fn memory_alert(raised: bool, s: &Sample) -> AlertChange {
+    let (Some(rss), budget) = (s.memory.process_rss, s.memory.budget) else {
+        return AlertChange::Unchanged;
+    };
+    let over = rss as f64 > budget as f64 * MEMORY_ALERT_RATIO;
+    match (raised, over, rss <= budget) {
+        (false, true, _) => AlertChange::Raised(format!(
+            "the daemon's RSS {:.0} MiB exceeds its memory budget (limits.memory-mb = {}) by more than 25%",
+            rss as f64 / 1048576.0,
+            budget / 1048576
+        )),
+        (true, _, true) => AlertChange::Cleared,
+        _ => AlertChange::Unchanged,
+    }
+}
+
 /// One record to upsert into the memory bus.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Publication {
@@ -108,6 +127,7 @@ pub struct Ticker {
     /// Sequence of the last error published to `ruvector/errors`.
     published_error: u64,
     disk_alert: bool,
+    memory_alert: bool,
 }
 
 impl Ticker {
@@ -119,6 +139,7 @@ impl Ticker {
             previous: None,
             published_error: 0,
             disk_alert: false,
+            memory_alert: false,
         }
     }
 
@@ -150,6 +171,15 @@ impl Ticker {
                 self.disk_alert = true;
             }
             AlertChange::Cleared => self.disk_alert = false,
+            AlertChange::Unchanged => {}
+        }
+        match memory_alert(self.memory_alert, &sample) {
+            AlertChange::Raised(msg) => {
+                tracing::warn!("{msg}");
+                board.record_error("memory", &msg);
+                self.memory_alert = true;
+            }
+            AlertChange::Cleared => self.memory_alert = false,
             AlertChange::Unchanged => {}
         }
         let mut publications = vec![
@@ -216,6 +246,40 @@ mod tests {
         super::super::exposition::json(&t.sample)[name]
             .as_f64()
             .unwrap()
+    }
+
+    #[test]
+    fn rss_over_the_budget_by_a_quarter_raises_the_memory_alert_once() {
+        let disk = FakeDisk::default();
+        let board = StatusBoard::new();
+        let mut ticker = Ticker::new(Duration::from_secs(1));
+        let with_rss = |rss_mb: u64| {
+            let mut s = sample(&disk, 1_000);
+            s.memory.budget = 100 << 20;
+            s.memory.process_rss = Some(rss_mb << 20);
+            s
+        };
+        let t = ticker.tick(with_rss(120), &board);
+        assert!(errors(&t).is_empty(), "within 25% of the budget");
+        assert_eq!(
+            metric(&t, "ruvector_storage_memory_budget_bytes"),
+            104857600.0
+        );
+        let t = ticker.tick(with_rss(130), &board);
+        let e = board.latest_error().expect("recorded");
+        assert_eq!(e.actor, "memory");
+        assert!(
+            e.message.contains("130 MiB") && e.message.contains("= 100"),
+            "{}",
+            e.message
+        );
+        assert_eq!(errors(&t)[0]["recovery_action"], recovery_action("memory"));
+        // Still over, or between budget and 125%: not raised again.
+        assert!(errors(&ticker.tick(with_rss(140), &board)).is_empty());
+        assert!(errors(&ticker.tick(with_rss(110), &board)).is_empty());
+        // Back under the budget clears it; over again raises it again.
+        assert!(errors(&ticker.tick(with_rss(90), &board)).is_empty());
+        assert_eq!(errors(&ticker.tick(with_rss(126), &board)).len(), 1);
     }
 
     #[test]
