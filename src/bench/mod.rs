@@ -154,6 +154,14 @@ impl Report {
 /// Figures a measurement returns to be added in order: key, name, value, unit.
 type Rows = Vec<(&'static str, &'static str, f64, &'static str)>;
 
+/// Deterministic noise in [-0.5, 0.5) (xorshift; `state` must not be 0).
+fn noise(state: &mut u64) -> f32 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    (*state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+}
+
 /// Vectors to ingest: from the .npy file (cycled) or deterministic noise.
 fn source(args: &BenchArgs) -> Result<Matrix> {
     if let Some(p) = &args.vectors {
@@ -161,14 +169,7 @@ fn source(args: &BenchArgs) -> Result<Matrix> {
     }
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let rows = args.count.min(10_000);
-    let data = (0..rows * args.dim)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        })
-        .collect();
+    let data = (0..rows * args.dim).map(|_| noise(&mut state)).collect();
     Ok(Matrix {
         rows,
         dim: args.dim,

@@ -333,14 +333,7 @@ async fn writer(client: Client, w: usize, tally: Arc<Tally>) {
                     "value": format!("note {} from writer {w}: {}", i / 7, "x".repeat(200))}),
             ),
             1 => {
-                let vector: Vec<f32> = (0..DIM)
-                    .map(|_| {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
-                        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-                    })
-                    .collect();
+                let vector: Vec<f32> = (0..DIM).map(|_| super::noise(&mut state)).collect();
                 (
                     "vector_upsert",
                     json!({"collection": "soak", "vectors": [{"id": key, "vector": vector,

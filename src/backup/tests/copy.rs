@@ -9,18 +9,7 @@ async fn copy(s: &Svc, to: &str) -> crate::error::Result<Value> {
 }
 
 async fn names_in(s: &Svc, location: &str) -> Vec<String> {
-    let l = s
-        .service
-        .clone()
-        .list(params(json!({"location": location})))
-        .await
-        .unwrap();
-    l["backups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["name"].as_str().unwrap().to_string())
-        .collect()
+    s.names_at(json!({"location": location})).await
 }
 
 /// Two backups: one with files, one WAL-based on it.

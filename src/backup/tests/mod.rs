@@ -342,7 +342,12 @@ impl Svc {
 
     /// The names `backup list` shows, oldest first.
     pub(super) async fn names(&self) -> Vec<String> {
-        let l = self.service.clone().list(params(json!({}))).await.unwrap();
+        self.names_at(json!({})).await
+    }
+
+    /// The names `backup list` shows for `location` (`{}`: the default).
+    pub(super) async fn names_at(&self, location: Value) -> Vec<String> {
+        let l = self.service.clone().list(params(location)).await.unwrap();
         l["backups"]
             .as_array()
             .unwrap()
