@@ -4,20 +4,20 @@
 //! with WAL archiving, drills, backup verify and prune every 2 minutes).
 //! With an 8 MiB block cache (full by the end of the warm-up), the RSS the
 //! daemon samples at its metrics tick (right after handing free pages back)
-//! may grow from minute 2 (the end of the warm-up) to minute 4 by at most
-//! [`MAX_GROWTH_PCT`], and the heap in use by less than 16 MiB; RSS may
+//! may grow from minute 2 (the end of the warm-up) to minute 4 by less than
+//! [`MAX_GROWTH_MIB`], and the heap in use by less than 16 MiB; RSS may
 //! never exceed the memory budget plus 64 MiB; nothing may fail or go
-//! missing. Before the fix (mimalloc, nothing handed back) that RSS grew
-//! 13–28% a minute. The 30-minute figures are in README (`bench --soak 30m`).
+//! missing. Before the fix (nothing handed back) that RSS grew 36–57 MiB
+//! in those two minutes. The 30-minute figures are in README (`bench --soak 30m`).
 
 mod common;
 
 use common::*;
 use serde_json::Value;
 
-/// RSS growth allowed from the end of the warm-up to the end (%): the
-/// last of the key space is still being written in minute 3.
-const MAX_GROWTH_PCT: f64 = 20.0;
+/// Growth of the RSS at the metrics tick allowed from minute 2 to minute
+/// 4, MiB.
+const MAX_GROWTH_MIB: f64 = 24.0;
 
 #[test]
 fn four_minutes_of_load_and_schedules_keep_memory_bounded() {
@@ -68,11 +68,14 @@ fn four_minutes_of_load_and_schedules_keep_memory_bounded() {
     // between ticks and gives back at the next.)
     let at_tick = |m: &Value| m["memory_mib"]["process_rss"].as_f64().unwrap();
     let minutes = s["minutes"].as_array().unwrap();
+    // One sample a minute, and a job may be holding its buffers at it:
+    // measured +3 and +11 MiB here; without trimming +36 (mimalloc) and
+    // +57 MiB (glibc).
     let (warm, end) = (at_tick(&minutes[1]), at_tick(&minutes[3]));
-    let growth = (end - warm) / warm * 100.0;
     assert!(
-        growth < MAX_GROWTH_PCT,
-        "RSS at the metrics tick grew {growth:.1}% after the warm-up ({warm:.1} → {end:.1} MiB): {s}"
+        end - warm < MAX_GROWTH_MIB,
+        "RSS at the metrics tick grew {:.1} MiB after the warm-up ({warm:.1} → {end:.1} MiB): {s}",
+        end - warm
     );
     // The heap in use holds still (the block cache is full by then).
     let heap = |m: &Value| m["memory_mib"]["malloc_allocated"].as_f64().unwrap();
