@@ -56,6 +56,14 @@ fn cf_options(config: &Config, cache: &Cache, cf: Cf) -> Options {
     table.set_cache_index_and_filter_blocks(true);
     table.set_pin_l0_filter_and_index_blocks_in_cache(true);
     opts.set_block_based_table_factory(&table);
+    // Erase the cached blocks of a table file once compaction makes it
+    // obsolete, instead of leaving them to age out of the LRU: a store that
+    // rewrites a fixed key space otherwise fills the whole cache with
+    // blocks no read can reach (seen: 118 MiB cached of ~20 MB live after
+    // 11 minutes of the soak). 300 is the value RocksDB means to make its
+    // default; it stops trying on a file once most of its blocks are found
+    // already gone.
+    set_uncache_aggressiveness(&mut opts, UNCACHE_AGGRESSIVENESS);
     opts.set_write_buffer_size(r.write_buffer_size_mb * 1024 * 1024);
     opts.set_max_write_buffer_number(r.max_write_buffer_number);
     opts.set_target_file_size_base(r.target_file_size_mb * 1024 * 1024);
@@ -78,6 +86,21 @@ fn cf_options(config: &Config, cache: &Cache, cf: Cf) -> Options {
         _ => {}
     }
     opts
+}
+
+/// See `ColumnFamilyOptions::uncache_aggressiveness` in RocksDB's
+/// `options.h`: 300 keeps erasing a dead file's blocks while about 5% or
+/// more of the attempts find one.
+const UNCACHE_AGGRESSIVENESS: u32 = 300;
+
+/// The rocksdb crate does not wrap this column family option.
+fn set_uncache_aggressiveness(opts: &mut Options, value: u32) {
+    use rocksdb::AsRawPtr;
+    // SAFETY: `opts` owns a live `rocksdb_options_t` for the duration of
+    // the call; the setter only stores the integer.
+    unsafe {
+        librocksdb_sys::rocksdb_options_set_uncache_aggressiveness(opts.as_raw_ptr(), value);
+    }
 }
 
 /// The block cache of a store opened for anything but serving (a snapshot
@@ -247,5 +270,45 @@ mod tests {
         let e = Engine::open(&config, Arc::new(ManualClock::new(0))).unwrap();
         assert_eq!(e.kv_get("k").unwrap().as_deref(), Some("v"));
         assert!(e.index_list().unwrap().0.is_empty());
+    }
+
+    /// Compaction takes the blocks of the files it replaces out of the
+    /// block cache: without it they stay until the LRU pushes them out, and
+    /// a store rewriting a fixed key space fills the whole cache with them.
+    #[test]
+    fn blocks_of_compacted_away_files_leave_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let e = Engine::open(&config, Arc::new(ManualClock::new(0))).unwrap();
+        // Two overlapping files in L0 (~10 MB each), so compaction must
+        // rewrite both.
+        for round in 0..2u64 {
+            let entries: Vec<(String, String)> = (0..20_000u64)
+                .map(|i| {
+                    let seed = (i * 2 + round).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                    let value: String =
+                        (0..32).map(|j| format!("{:x}", seed >> (j % 60))).collect();
+                    (format!("key-{i:05}"), value)
+                })
+                .collect();
+            e.kv_put_many(&entries).unwrap();
+            e.flush().unwrap();
+        }
+        for i in 0..20_000 {
+            assert!(e.kv_get(&format!("key-{i:05}")).unwrap().is_some());
+        }
+        let m = e.memory();
+        let cached = m.block_cache.saturating_sub(m.memtables);
+        assert!(cached > 4_000_000, "reads cached {cached} bytes");
+        e.compact(Cf::Kv);
+        let m = e.memory();
+        let after = m.block_cache.saturating_sub(m.memtables);
+        assert!(
+            after * 4 < cached,
+            "{after} bytes still cached after compaction, of {cached} before"
+        );
     }
 }
