@@ -277,12 +277,7 @@ mod tests {
     /// a store rewriting a fixed key space fills the whole cache with them.
     #[test]
     fn blocks_of_compacted_away_files_leave_the_cache() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
-        let e = Engine::open(&config, Arc::new(ManualClock::new(0))).unwrap();
+        let (_dir, e) = crate::engine::testutil::open_temp(ManualClock::new(0));
         // Two overlapping files in L0 (~10 MB each), so compaction must
         // rewrite both.
         for round in 0..2u64 {
