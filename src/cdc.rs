@@ -159,8 +159,12 @@ fn event(
             e.kind = "vector".into();
             e.collection = Some(c);
             e.id = Some(id);
-            e.value =
-                value.map(|v| serde_json::json!({"dimension": v.len().saturating_sub(1) / 4}));
+            e.value = value.map(|v| match codec::decode(v) {
+                Ok((codec::Codec::Quantized, code)) => {
+                    serde_json::json!({"quantized": true, "code_bytes": code.len().saturating_sub(1)})
+                }
+                _ => serde_json::json!({"dimension": v.len().saturating_sub(1) / 4}),
+            });
         }
         Cf::Metadata => {
             let (c, id) = split_group(key)?;
@@ -178,6 +182,8 @@ fn event(
             e.key = Some(k);
             e.value = value.and_then(memory_value);
         }
+        // The vector's own event says it changed; its kept f32 is a copy.
+        Cf::Originals => return None,
         Cf::Indexes => {
             // Only the index record: chunks and uploads are its content.
             let name = key.strip_prefix(b"m\0")?;

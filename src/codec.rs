@@ -8,9 +8,13 @@
 //! | 0x02 | `F32Le`    | a vector: little-endian f32, 4 bytes per dimension   |
 //! | 0x03 | `Json`     | UTF-8 JSON (metadata, collection descriptors)        |
 //! | 0x04 | `MemoryV1` | i64 LE expiry in ms since epoch (0 = never) + JSON   |
+//! | 0x20 | `Quantized`| a vector: calibration generation (u8) + its codes    |
 //!
-//! Reserved for later issues: 0x10.. compressed, 0x20.. quantized,
-//! 0x30.. encrypted (AES-256-GCM) envelopes.
+//! A quantized vector is decoded with the calibration record of its
+//! collection and generation (`quant/<collection>/<generation>` in `sys`,
+//! see [`crate::quant`]), so values of two calibrations can coexist while
+//! a collection is re-encoded. Reserved for later issues: 0x10..
+//! compressed, 0x30.. encrypted (AES-256-GCM) envelopes.
 
 use crate::error::{Error, Result};
 
@@ -21,6 +25,7 @@ pub enum Codec {
     F32Le = 0x02,
     Json = 0x03,
     MemoryV1 = 0x04,
+    Quantized = 0x20,
 }
 
 impl Codec {
@@ -30,6 +35,7 @@ impl Codec {
             0x02 => Some(Codec::F32Le),
             0x03 => Some(Codec::Json),
             0x04 => Some(Codec::MemoryV1),
+            0x20 => Some(Codec::Quantized),
             _ => None,
         }
     }

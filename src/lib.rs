@@ -62,6 +62,7 @@ pub mod metrics;
 pub mod notify;
 pub mod npy;
 pub mod ops;
+pub mod quant;
 pub mod rpc;
 pub mod schedule;
 pub mod snapshot;

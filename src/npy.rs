@@ -74,6 +74,41 @@ pub fn load(path: &Path) -> Result<Matrix> {
 }
 
 #[cfg(test)]
+/// `minilm-dev`, which ships in the workspace's `shared/data/`: under
+/// `RUVECTOR_MINILM_DIR` when set, else in `shared/data/minilm-dev` of
+/// the nearest ancestor of the crate that has one (`../shared` in the
+/// main checkout, `../../shared` in a worktree under `wt/`). Missing, it
+/// fails the test that needs it, saying where it looked: it is part of
+/// the workspace, so its absence is a broken checkout, not a reason to
+/// skip.
+pub(crate) fn minilm_dev() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("RUVECTOR_MINILM_DIR") {
+        let dir = std::path::PathBuf::from(dir);
+        assert!(
+            dir.join("base.npy").is_file(),
+            "RUVECTOR_MINILM_DIR={} has no base.npy",
+            dir.display()
+        );
+        return dir;
+    }
+    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tried: Vec<std::path::PathBuf> = crate_dir
+        .ancestors()
+        .skip(1)
+        .map(|a| a.join("shared/data/minilm-dev"))
+        .collect();
+    match tried.iter().find(|d| d.join("base.npy").is_file()) {
+        Some(d) => d.clone(),
+        None => panic!(
+            "the minilm-dev dataset that ships with the workspace is missing: no \
+             shared/data/minilm-dev/base.npy in any ancestor of {} (tried {tried:?}); \
+             restore it or point RUVECTOR_MINILM_DIR at a copy",
+            crate_dir.display()
+        ),
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -100,40 +135,6 @@ mod tests {
         assert!(parse(&npy("(2, 3)", "<f8", &body)).is_err());
         assert!(parse(&npy("(2, 4)", "<f4", &body)).is_err());
         assert!(parse(b"garbage").is_err());
-    }
-
-    /// `minilm-dev`, which ships in the workspace's `shared/data/`: under
-    /// `RUVECTOR_MINILM_DIR` when set, else in `shared/data/minilm-dev` of
-    /// the nearest ancestor of the crate that has one (`../shared` in the
-    /// main checkout, `../../shared` in a worktree under `wt/`). Missing, it
-    /// fails the test that needs it, saying where it looked: it is part of
-    /// the workspace, so its absence is a broken checkout, not a reason to
-    /// skip.
-    fn minilm_dev() -> std::path::PathBuf {
-        if let Some(dir) = std::env::var_os("RUVECTOR_MINILM_DIR") {
-            let dir = std::path::PathBuf::from(dir);
-            assert!(
-                dir.join("base.npy").is_file(),
-                "RUVECTOR_MINILM_DIR={} has no base.npy",
-                dir.display()
-            );
-            return dir;
-        }
-        let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let tried: Vec<std::path::PathBuf> = crate_dir
-            .ancestors()
-            .skip(1)
-            .map(|a| a.join("shared/data/minilm-dev"))
-            .collect();
-        match tried.iter().find(|d| d.join("base.npy").is_file()) {
-            Some(d) => d.clone(),
-            None => panic!(
-                "the minilm-dev dataset that ships with the workspace is missing: no \
-                 shared/data/minilm-dev/base.npy in any ancestor of {} (tried {tried:?}); \
-                 restore it or point RUVECTOR_MINILM_DIR at a copy",
-                crate_dir.display()
-            ),
-        }
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //! (e) MCP `memory_store` over stdio, optionally against another MCP server;
 //! (f) daemon start-up time and idle RSS; (g) snapshots; (h) backups
 //! against restic; (i) continuous WAL archive lag under 5k writes/s;
-//! (j) index files stored and read back, against `cp`.
+//! (j) index files stored and read back, against `cp`. Two modes run
+//! instead: `--soak` (memory under a steady load, see `soak`) and
+//! `--quantization` (each vector format's size, recall and speed, see
+//! `quantization`).
 //!
 //! The driver ([`run`]) runs them in that order of data: (a) builds a
 //! store that (g) and (h) then snapshot and back up; one daemon serves (f),
@@ -22,6 +25,7 @@ mod indexes;
 mod ingest;
 mod load;
 mod mcp;
+mod quantization;
 mod reads;
 mod snapshots;
 mod soak;
@@ -93,6 +97,11 @@ pub struct BenchArgs {
     /// third of the soak, at most 2m).
     #[arg(long, value_name = "DURATION", requires = "soak", value_parser = soak::parse_duration)]
     pub soak_warmup: Option<Duration>,
+    /// Measure the vector formats instead of (a)–(j): stored bytes against
+    /// f32, recall@10 of vector_search, int8 ingest and search speed (needs
+    /// --vectors base.npy with queries.npy beside it).
+    #[arg(long, conflicts_with = "soak")]
+    pub quantization: bool,
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench-results.json")]
     pub out: PathBuf,
@@ -190,11 +199,11 @@ pub async fn run(args: BenchArgs) -> Result<String> {
     };
     if let Some(length) = args.soak {
         let (table, json) = soak::run(&dir, &args, length).await?;
-        write_json(&args.out, &json)?;
-        return Ok(format!(
-            "{table}\n\nresults written to {}",
-            args.out.display()
-        ));
+        return finish(&args, table, &json);
+    }
+    if args.quantization {
+        let (table, json) = quantization::run(&dir, &args).await?;
+        return finish(&args, table, &json);
     }
     let m = Arc::new(source(&args)?);
     let mut r = Report {
@@ -272,7 +281,12 @@ pub async fn run(args: BenchArgs) -> Result<String> {
         .map(|row| format!("{:<60} {:>14.2} {}", row.name, row.value, row.unit))
         .collect::<Vec<_>>()
         .join("\n");
-    write_json(&args.out, &Value::Object(r.json))?;
+    finish(&args, table, &Value::Object(r.json))
+}
+
+/// Write the JSON results; the table, saying where they went.
+fn finish(args: &BenchArgs, table: String, json: &Value) -> Result<String> {
+    write_json(&args.out, json)?;
     Ok(format!(
         "{table}\n\nresults written to {}",
         args.out.display()

@@ -170,6 +170,9 @@ pub struct Limits {
     pub max_dimension: usize,
     /// Largest metadata object (serialised), bytes.
     pub max_metadata_bytes: usize,
+    /// In-memory copies of collections for `vector_search`, MiB in all
+    /// (part of `memory-mb`); a collection larger is refused, not scanned.
+    pub search_cache_mb: usize,
 }
 
 const fn default_max_request_bytes() -> u32 {
@@ -225,6 +228,7 @@ impl Default for Limits {
             max_id_bytes: 512,
             max_dimension: 65_536,
             max_metadata_bytes: 64 * 1024,
+            search_cache_mb: 64,
         }
     }
 }

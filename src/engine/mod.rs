@@ -7,7 +7,8 @@
 //! | CF         | key                          | value                         |
 //! |------------|------------------------------|-------------------------------|
 //! | `kv`       | user key (UTF-8)             | `Raw` codec + bytes           |
-//! | `vectors`  | collection `\0` id           | `F32Le` codec + floats        |
+//! | `vectors`  | collection `\0` id           | `F32Le` floats or `Quantized` codes |
+//! | `originals`| collection `\0` id           | `F32Le` floats of a quantized vector (kept) |
 //! | `metadata` | collection `\0` id           | `Json` codec + object         |
 //! | `memory`   | namespace `\0` key           | `MemoryV1` codec (expiry+JSON)|
 //! | `sys`      | `collection/<name>`, `ctr/…` | `Json` / u64 counters (merge) |
@@ -38,7 +39,10 @@ pub use options::read_all_read_only;
 pub(crate) use options::{descriptors, open_read_only};
 pub use slot::{EngineSlot, Pass, Quiesced};
 pub use stats::{CfStats, Counters, StoreMemory, StoreStats};
-pub use vectors::{CollectionInfo, Metric, VectorInput, VectorOut};
+pub use vectors::{
+    CollectionInfo, Hit, Metric, Originals, SearchOut, SearchRequest, Storage, VectorFormat,
+    VectorInput, VectorOut, DEFAULT_CALIBRATION_SAMPLE, MAX_K,
+};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,16 +65,19 @@ pub enum Cf {
     Sys,
     /// Index files (HNSW, IVF, …) stored for index agents.
     Indexes,
+    /// The f32 vectors of quantized collections that keep them.
+    Originals,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 6] = [
+    pub const ALL: [Cf; 7] = [
         Cf::Kv,
         Cf::Vectors,
         Cf::Metadata,
         Cf::Memory,
         Cf::Sys,
         Cf::Indexes,
+        Cf::Originals,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -80,13 +87,14 @@ impl Cf {
             Cf::Memory => "memory",
             Cf::Sys => "sys",
             Cf::Indexes => "indexes",
+            Cf::Originals => "originals",
         }
     }
 
     /// Families added after the first release: stores (and snapshots, and
     /// backups) made before lack them until opened read-write.
     pub fn added_later(self) -> bool {
-        matches!(self, Cf::Indexes)
+        matches!(self, Cf::Indexes | Cf::Originals)
     }
 }
 
@@ -107,8 +115,13 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     counters: Counters,
     opened_at: Instant,
-    /// Serialises schema changes (collection creation).
+    /// Serialises schema changes (collection creation, calibration, and
+    /// the upserts of a collection waiting for its calibration).
     pub(crate) ddl_lock: std::sync::Mutex<()>,
+    /// Calibration records of quantized collections, read once.
+    quantizers: vectors::Quantizers,
+    /// Exact-search indexes of collections, kept in memory.
+    search: vectors::SearchCache,
     /// Serialises index uploads, commits and deletes (see `indexes`).
     pub(crate) index_lock: std::sync::Mutex<()>,
     /// RocksDB's column family ids (as they appear in the WAL), by [`Cf`].
@@ -160,6 +173,8 @@ impl Engine {
             opened_at: Instant::now(),
             syncer: Default::default(),
             ddl_lock: Default::default(),
+            quantizers: Default::default(),
+            search: Default::default(),
             index_lock: Default::default(),
             cf_ids: [0; Cf::ALL.len()],
             history: String::new(),

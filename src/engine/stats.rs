@@ -15,6 +15,9 @@ pub struct Counters {
     pub reads: AtomicU64,
     pub read_bytes: AtomicU64,
     pub wal_syncs: AtomicU64,
+    /// Vector values that fell outside their collection's calibrated
+    /// ranges and were clipped (`ruvector_storage_vectors_clipped_total`).
+    pub vectors_clipped: AtomicU64,
 }
 
 /// Per-column-family figures from RocksDB properties.
@@ -39,6 +42,7 @@ pub struct StoreStats {
     pub column_families: Vec<CfStats>,
     pub writes: u64,
     pub write_bytes: u64,
+    pub vectors_clipped: u64,
     pub reads: u64,
     pub read_bytes: u64,
     pub uptime_secs: u64,
@@ -58,9 +62,20 @@ pub struct StoreMemory {
     pub memtables: u64,
     /// Table readers outside the block cache.
     pub table_readers: u64,
+    /// In-memory copies of collections for `vector_search`.
+    pub search_cache: u64,
 }
 
 impl Engine {
+    /// Count values clipped by quantization.
+    pub(crate) fn count_clipped(&self, n: usize) {
+        if n > 0 {
+            self.counters
+                .vectors_clipped
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
     /// Where the store's memory is.
     pub fn memory(&self) -> StoreMemory {
         StoreMemory {
@@ -69,6 +84,7 @@ impl Engine {
             block_cache_capacity: self.memory.capacity as u64,
             memtables: self.memory.write_buffers.get_usage() as u64,
             table_readers: self.property_sum("rocksdb.estimate-table-readers-mem"),
+            search_cache: self.search_cache_bytes(),
         }
     }
 
@@ -115,6 +131,7 @@ impl Engine {
             disk_bytes: crate::fs::dir_size(&self.path),
             column_families,
             writes: self.counters.writes.load(Ordering::Relaxed),
+            vectors_clipped: self.counters.vectors_clipped.load(Ordering::Relaxed),
             write_bytes: self.counters.write_bytes.load(Ordering::Relaxed),
             reads: self.counters.reads.load(Ordering::Relaxed),
             read_bytes: self.counters.read_bytes.load(Ordering::Relaxed),

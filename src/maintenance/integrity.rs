@@ -118,7 +118,7 @@ pub fn check(
         }
     }
     // Collections first: vectors are checked against their dimension.
-    let mut dims: HashMap<String, usize> = HashMap::new();
+    let mut dims: Shapes = Shapes::default();
     let mut reports = Vec::new();
     let mut access_counters = 0u64;
     let mut orphans = 0u64;
@@ -172,6 +172,11 @@ pub fn check(
                     }
                 }
                 Cf::Vectors => check_vector(k, v, &dims, &mut found),
+                Cf::Originals => {
+                    if let Err(e) = codec::expect(v, Codec::F32Le) {
+                        found.add(cf, k, e.message);
+                    }
+                }
                 Cf::Metadata => match codec::expect(v, Codec::Json).and_then(|p| {
                     serde_json::from_slice::<serde_json::Value>(p)
                         .map_err(|e| Error::corruption(e.to_string()))
@@ -242,7 +247,7 @@ pub fn check(
         column_families: reports,
         problems_total: found.total,
         problems: found.problems,
-        collections: dims.len(),
+        collections: dims.dims.len(),
         indexes_checked,
         access_counters,
         orphan_access_counters: orphans,
@@ -257,7 +262,16 @@ const COLLECTION_PREFIX: &[u8] = b"collection/";
 
 /// `sys` holds the schema version (u32), the history id (hex), collection
 /// descriptors (JSON) and counters (i64, merged).
-fn check_sys(k: &[u8], v: &[u8], dims: &mut HashMap<String, usize>, found: &mut Findings) {
+/// What `sys` says vectors look like: each collection's dimension, and the
+/// code length of each calibration record (`quant/<collection>/<gen>`).
+#[derive(Default)]
+struct Shapes {
+    dims: HashMap<String, usize>,
+    codes: HashMap<(String, u8), usize>,
+}
+
+fn check_sys(k: &[u8], v: &[u8], shapes: &mut Shapes, found: &mut Findings) {
+    let dims = &mut shapes.dims;
     if k == b"schema_version" {
         if v.len() != 4 {
             found.add(
@@ -293,13 +307,26 @@ fn check_sys(k: &[u8], v: &[u8], dims: &mut HashMap<String, usize>, found: &mut 
                 format!("collection descriptor does not decode: {}", e.message),
             ),
         }
+    } else if let Some(rest) = k.strip_prefix(b"quant/") {
+        let name = String::from_utf8_lossy(rest);
+        let parsed = name
+            .rsplit_once('/')
+            .and_then(|(c, g)| Some((c.to_string(), g.parse::<u8>().ok()?)));
+        match (parsed, crate::quant::Quantizer::from_bytes(v)) {
+            (Some(key), Ok(q)) => {
+                shapes.codes.insert(key, q.code_len());
+            }
+            (None, _) => found.add(Cf::Sys, k, "calibration key has no generation"),
+            (_, Err(e)) => found.add(Cf::Sys, k, e.message),
+        }
     } else if k.starts_with(b"ctr/") && v.len() != 8 {
         found.add(Cf::Sys, k, format!("counter is {} bytes, not 8", v.len()));
     }
 }
 
 /// A vector: `collection \0 id` → F32 of the collection's dimension.
-fn check_vector(k: &[u8], v: &[u8], dims: &HashMap<String, usize>, found: &mut Findings) {
+fn check_vector(k: &[u8], v: &[u8], shapes: &Shapes, found: &mut Findings) {
+    let dims = &shapes.dims;
     let Some(at) = k.iter().position(|b| *b == 0) else {
         found.add(Cf::Vectors, k, "key has no collection part");
         return;
@@ -324,6 +351,24 @@ fn check_vector(k: &[u8], v: &[u8], dims: &HashMap<String, usize>, found: &mut F
                 dim * 4
             ),
         ),
+        Ok((Codec::Quantized, [generation, code @ ..])) => {
+            match shapes.codes.get(&(collection.to_string(), *generation)) {
+                Some(&len) if len == code.len() => {}
+                Some(&len) => found.add(
+                    Cf::Vectors,
+                    k,
+                    format!(
+                        "{} bytes of codes, calibration {generation} needs {len}",
+                        code.len()
+                    ),
+                ),
+                None => found.add(
+                    Cf::Vectors,
+                    k,
+                    format!("calibration {generation} of {collection:?} has no record"),
+                ),
+            }
+        }
         Ok((other, _)) => found.add(
             Cf::Vectors,
             k,
@@ -376,159 +421,4 @@ fn rehash(engine: &Engine, name: &str, size: u64, sha256: &str) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::ManualClock;
-    use crate::engine::{Metric, VectorInput};
-
-    fn run(e: &Engine, deep: bool) -> Report {
-        check(e, deep, &Progress::default(), &|| false, 0).unwrap()
-    }
-
-    fn store() -> (tempfile::TempDir, std::sync::Arc<Engine>) {
-        let (dir, e) = crate::engine::testutil::open_temp(ManualClock::new(1_700_000_000_000));
-        e.kv_put_many(&[("k".into(), "v".into())]).unwrap();
-        e.collection_create("c", 3, Metric::Cosine).unwrap();
-        let v: VectorInput = serde_json::from_value(
-            serde_json::json!({"id": "a", "vector": [1, 2, 3], "metadata": {"x": 1}}),
-        )
-        .unwrap();
-        e.vector_upsert("c", &[v]).unwrap();
-        (dir, e)
-    }
-
-    #[test]
-    fn a_healthy_store_passes_and_every_family_is_read() {
-        let (_d, e) = store();
-        let r = run(&e, true);
-        assert!(r.ok, "{:?}", r.problems);
-        assert_eq!(r.collections, 1);
-        let keys = |name: &str| {
-            r.column_families
-                .iter()
-                .find(|c| c.name == name)
-                .unwrap()
-                .keys
-        };
-        assert_eq!((keys("kv"), keys("vectors"), keys("metadata")), (1, 1, 1));
-        let quick = run(&e, false);
-        assert!(quick.ok && !quick.deep);
-        assert_eq!(
-            quick
-                .column_families
-                .iter()
-                .find(|c| c.name == "kv")
-                .unwrap()
-                .keys,
-            0
-        );
-    }
-
-    #[test]
-    fn bad_values_are_named_by_family_and_key() {
-        let (_d, e) = store();
-        let db = e.db();
-        // Written behind the engine's back, as damage would be.
-        db.put_cf(e.cf(Cf::Kv), b"bad-codec", [0x7f, 1, 2]).unwrap();
-        db.put_cf(
-            e.cf(Cf::Vectors),
-            b"c\0short",
-            codec::encode_f32(&[1.0, 2.0]),
-        )
-        .unwrap();
-        db.put_cf(e.cf(Cf::Vectors), b"gone\0v", codec::encode_f32(&[1.0]))
-            .unwrap();
-        db.put_cf(
-            e.cf(Cf::Metadata),
-            b"c\0a",
-            codec::encode(Codec::Json, b"[1]"),
-        )
-        .unwrap();
-        db.put_cf(
-            e.cf(Cf::Memory),
-            b"ns\0k",
-            codec::encode(Codec::MemoryV1, b"xx"),
-        )
-        .unwrap();
-        let quick = run(&e, false);
-        assert!(quick.ok, "a quick check does not read values");
-        let r = run(&e, true);
-        assert!(!r.ok);
-        assert_eq!(r.problems_total, 5, "{:#?}", r.problems);
-        let has = |cf: &str, key: &str, what: &str| {
-            r.problems
-                .iter()
-                .any(|p| p.column_family == cf && p.key == key && p.problem.contains(what))
-        };
-        assert!(
-            has("kv", "bad-codec", "unknown codec byte 0x7f"),
-            "{:#?}",
-            r.problems
-        );
-        assert!(
-            has("vectors", "c\\0short", "dimension 3"),
-            "{:#?}",
-            r.problems
-        );
-        assert!(
-            has("vectors", "gone\\0v", "does not exist"),
-            "{:#?}",
-            r.problems
-        );
-        assert!(
-            has("metadata", "c\\0a", "not a JSON object"),
-            "{:#?}",
-            r.problems
-        );
-        assert!(
-            has("memory", "ns\\0k", "does not decode"),
-            "{:#?}",
-            r.problems
-        );
-    }
-
-    #[test]
-    fn a_flipped_byte_in_an_sst_is_found() {
-        let (dir, e) = store();
-        for i in 0..2000 {
-            e.kv_put_many(&[(format!("key-{i:05}"), "x".repeat(100))])
-                .unwrap();
-        }
-        e.flush().unwrap();
-        let sst = std::fs::read_dir(dir.path().join("db"))
-            .unwrap()
-            .map(|x| x.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "sst"))
-            .max_by_key(|p| std::fs::metadata(p).unwrap().len())
-            .unwrap();
-        let mut bytes = std::fs::read(&sst).unwrap();
-        bytes[100] ^= 0x40;
-        std::fs::write(&sst, bytes).unwrap();
-        let r = run(&e, true);
-        assert!(!r.ok, "the damage is found");
-        assert!(
-            r.problems
-                .iter()
-                .any(|p| p.problem.contains("reading stopped")
-                    || p.problem.to_lowercase().contains("checksum")
-                    || p.problem.to_lowercase().contains("corrupt")),
-            "{:#?}",
-            r.problems
-        );
-    }
-
-    #[test]
-    fn cancelling_stops_the_check() {
-        let (_d, e) = store();
-        for i in 0..5000 {
-            e.kv_put_many(&[(format!("k{i}"), "v".into())]).unwrap();
-        }
-        let err = check(&e, true, &Progress::default(), &|| true, 0).unwrap_err();
-        assert_eq!(err.kind, ErrorKind::Cancelled);
-    }
-
-    #[test]
-    fn keys_print_readably() {
-        assert_eq!(printable(b"ns\0k\xff"), "ns\\0k\\xff");
-    }
-}
+mod tests;

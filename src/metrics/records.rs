@@ -44,7 +44,7 @@ impl VectorStorageRecord {
     pub fn new(s: &Sample, rates: &Rates) -> Self {
         VectorStorageRecord {
             vectors_stored: s.vectors.vectors_stored,
-            storage_format: "float32",
+            storage_format: s.vectors.storage_format,
             compression: s.store.compression.clone(),
             size_bytes: s.vectors.size_bytes,
             compression_ratio: s.vectors.compression_ratio,

@@ -46,6 +46,9 @@ pub struct Sample {
 #[derive(Debug, Clone, PartialEq)]
 pub struct VectorFigures {
     pub vectors_stored: u64,
+    /// How the collections store vectors (`float32`, `quantized_int8`, …,
+    /// `mixed` when they differ).
+    pub storage_format: &'static str,
     /// SST and memtable bytes of the vectors and metadata column families.
     pub size_bytes: u64,
     /// Raw key+value bytes over SST data bytes, two decimals (1 while
@@ -197,6 +200,10 @@ fn vector_figures(engine: &Engine, stats: &StoreStats) -> VectorFigures {
     let bytes = |name| sum(name, |c| c.sst_bytes + c.memtable_bytes);
     VectorFigures {
         vectors_stored: sum("vectors", |c| c.estimate_num_keys),
+        storage_format: engine.storage_format().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the collections for the metrics sample");
+            "unknown"
+        }),
         size_bytes: bytes("vectors") + bytes("metadata"),
         compression_ratio: if data > 0 {
             (raw as f64 / data as f64 * 100.0).round() / 100.0

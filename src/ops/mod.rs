@@ -301,6 +301,8 @@ ops! {
             |p| Access::read(&p.collection);
         VectorDelete(VectorDeleteParams) => "vector_delete", cli ["vector", "delete"], Destructive,
             |p| Access::write(&p.collection);
+        VectorSearch(VectorSearchParams) => "vector_search", cli ["vector", "search"], ReadOnly,
+            |p| Access::read(&p.collection);
         MemoryUsage(MemoryUsageParams) => "memory_usage", cli ["memory", "usage"], Write,
             |p| p.access();
         MemoryStore(MemoryStoreParams) => "memory_store", cli ["memory", "store"], Write,

@@ -6,10 +6,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{json_arg, Blocking, Store};
-use crate::engine::{Metric, VectorInput};
+use crate::engine::{
+    Metric, Originals, SearchRequest, Storage, VectorFormat, VectorInput,
+    DEFAULT_CALIBRATION_SAMPLE, MAX_K,
+};
 use crate::error::Result;
+use crate::quant::Quantization;
 
-/// Create a vector collection with a dimension and metric (cosine, euclidean, dot).
+/// Create a vector collection with a dimension, a metric (cosine, euclidean, dot) and how its vectors are stored (quantization none|f16|int8|int6|int4|binary; originals keep|drop).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Args)]
 #[serde(deny_unknown_fields)]
 pub struct CollectionCreateParams {
@@ -21,14 +25,40 @@ pub struct CollectionCreateParams {
     #[serde(default)]
     #[arg(long, value_enum, default_value_t)]
     pub metric: Metric,
+    /// f32 (none), f16, or codes with per-dimension ranges calibrated on
+    /// the collection's first `calibration_sample` vectors.
+    #[serde(default)]
+    #[arg(long, value_enum, default_value_t)]
+    pub quantization: Quantization,
+    /// Keep the f32 vectors of a quantized collection (for rescoring and
+    /// re-quantizing) or drop them.
+    #[serde(default)]
+    #[arg(long, value_enum, default_value_t)]
+    pub originals: Originals,
+    /// Vectors stored as f32 before the ranges are calibrated on them.
+    #[serde(default = "default_sample")]
+    #[arg(long, default_value_t = DEFAULT_CALIBRATION_SAMPLE)]
+    #[schemars(range(min = 1, max = 65536))]
+    pub calibration_sample: usize,
+}
+
+fn default_sample() -> usize {
+    DEFAULT_CALIBRATION_SAMPLE
 }
 
 impl Blocking<Store> for CollectionCreateParams {
     fn run(self, s: &Store) -> Result<Value> {
-        let (info, created) =
-            s.engine
-                .get()?
-                .collection_create(&self.name, self.dimension, self.metric)?;
+        let storage = Storage {
+            quantization: self.quantization,
+            originals: self.originals,
+            calibration_sample: self.calibration_sample,
+        };
+        let (info, created) = s.engine.get()?.collection_create_with(
+            &self.name,
+            self.dimension,
+            self.metric,
+            storage,
+        )?;
         Ok(json!({"collection": info, "created": created}))
     }
 }
@@ -72,9 +102,13 @@ impl Blocking<Store> for VectorUpsertParams {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum VectorEncoding {
+    /// f32 numbers (dequantized).
     #[default]
     Json,
+    /// Base64 of little-endian f32 (dequantized).
     Base64,
+    /// The stored codes, base64, with the calibrations they decode with.
+    Raw,
 }
 
 /// Fetch vectors and metadata by id.
@@ -99,13 +133,31 @@ const fn yes() -> bool {
 
 impl Blocking<Store> for VectorGetParams {
     fn run(self, s: &Store) -> Result<Value> {
-        let (found, missing) = s.engine.get()?.vector_get(
-            &self.collection,
-            &self.ids,
-            self.include_vector,
-            self.encoding == VectorEncoding::Base64,
-        )?;
-        Ok(json!({"collection": self.collection, "vectors": found, "missing": missing}))
+        let engine = s.engine.get()?;
+        let format = match self.encoding {
+            VectorEncoding::Json => VectorFormat::Floats,
+            VectorEncoding::Base64 => VectorFormat::Base64,
+            VectorEncoding::Raw => VectorFormat::Raw,
+        };
+        let (found, missing) =
+            engine.vector_get(&self.collection, &self.ids, self.include_vector, format)?;
+        let mut out = json!({"collection": self.collection, "vectors": found, "missing": missing});
+        if format == VectorFormat::Raw {
+            let mut generations: Vec<u8> = found.iter().filter_map(|v| v.calibration).collect();
+            generations.sort_unstable();
+            generations.dedup();
+            let mut calibrations = serde_json::Map::new();
+            for g in generations {
+                let q = engine.calibration(&self.collection, g)?;
+                calibrations.insert(
+                    g.to_string(),
+                    json!({"quantization": q.kind, "dimension": q.dimension, "sample": q.sample,
+                           "lo": q.lo, "step": q.step}),
+                );
+            }
+            out["calibrations"] = Value::Object(calibrations);
+        }
+        Ok(out)
     }
 }
 
@@ -123,5 +175,63 @@ impl Blocking<Store> for VectorDeleteParams {
     fn run(self, s: &Store) -> Result<Value> {
         let n = s.engine.get()?.vector_delete(&self.collection, &self.ids)?;
         Ok(json!({"collection": self.collection, "deleted": n, "requested": self.ids.len()}))
+    }
+}
+
+/// Exact search of a collection: scans its stored vectors (codes, for a quantized collection), optionally re-ranking from the kept f32 originals (`rescore`); not an ANN index.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Args)]
+#[serde(deny_unknown_fields)]
+pub struct VectorSearchParams {
+    #[arg(long)]
+    pub collection: String,
+    /// The query, as many numbers as the collection's dimension (CLI:
+    /// comma-separated, e.g. --vector=0.1,-0.2,0.3).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required = true,
+        allow_hyphen_values = true
+    )]
+    pub vector: Vec<f32>,
+    /// How many results.
+    #[serde(default = "default_k")]
+    #[arg(long, default_value_t = default_k())]
+    #[schemars(range(min = 1, max = 1000))]
+    pub k: usize,
+    /// Re-rank k × oversample candidates by their f32 originals (a
+    /// quantized collection with originals = keep).
+    #[serde(default)]
+    #[arg(long)]
+    pub rescore: bool,
+    #[serde(default = "default_oversample")]
+    #[arg(long, default_value_t = default_oversample())]
+    #[schemars(range(min = 1, max = 100))]
+    pub oversample: usize,
+    #[serde(default)]
+    #[arg(long)]
+    pub include_metadata: bool,
+}
+
+const fn default_k() -> usize {
+    10
+}
+
+const fn default_oversample() -> usize {
+    4
+}
+
+const _: () = assert!(default_k() <= MAX_K);
+
+impl Blocking<Store> for VectorSearchParams {
+    fn run(self, s: &Store) -> Result<Value> {
+        let out = s.engine.get()?.vector_search(&SearchRequest {
+            collection: &self.collection,
+            vector: &self.vector,
+            k: self.k,
+            rescore: self.rescore,
+            oversample: self.oversample,
+            include_metadata: self.include_metadata,
+        })?;
+        serde_json::to_value(out).map_err(|e| crate::error::Error::internal(e.to_string()))
     }
 }

@@ -1,12 +1,15 @@
-//! Collections: a descriptor (dimension, metric) in `sys` under
-//! `collection/<name>`; its vectors are counted by walking their keys.
+//! Collections: a descriptor (dimension, metric, how vectors are stored) in
+//! `sys` under `collection/<name>`; its vectors are counted by walking their
+//! keys.
 
 use rocksdb::{ReadOptions, WriteBatch};
 use serde::{Deserialize, Serialize};
 
+use super::quantized::quant_key;
 use crate::codec::{self, Codec};
 use crate::engine::{group_prefix, Cf, Engine};
 use crate::error::{Error, Result};
+use crate::quant::{Quantization, Quantizer};
 
 const COLLECTION_PREFIX: &str = "collection/";
 const MAX_COLLECTION_NAME: usize = 128;
@@ -32,12 +35,72 @@ pub enum Metric {
     Dot,
 }
 
+/// Whether a quantized collection also keeps its f32 vectors (in the
+/// `originals` family), for rescoring and re-quantizing.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    Default,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Originals {
+    #[default]
+    Keep,
+    Drop,
+}
+
+/// Vectors a scalar or binary collection stores as f32 before its ranges
+/// are calibrated on them (then all of them are re-encoded at once).
+pub const DEFAULT_CALIBRATION_SAMPLE: usize = 1024;
+
+/// How a collection stores its vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Storage {
+    pub quantization: Quantization,
+    pub originals: Originals,
+    pub calibration_sample: usize,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            quantization: Quantization::None,
+            originals: Originals::Keep,
+            calibration_sample: DEFAULT_CALIBRATION_SAMPLE,
+        }
+    }
+}
+
+const fn default_calibration_sample() -> usize {
+    DEFAULT_CALIBRATION_SAMPLE
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CollectionInfo {
     pub name: String,
     pub dimension: usize,
     pub metric: Metric,
     pub created_at: String,
+    /// How vectors are stored (descriptors written before quantization
+    /// existed read as `none`).
+    #[serde(default)]
+    pub quantization: Quantization,
+    #[serde(default)]
+    pub originals: Originals,
+    #[serde(default = "default_calibration_sample")]
+    pub calibration_sample: usize,
+    /// The calibration generation new vectors are encoded with: `None`
+    /// until the collection holds `calibration_sample` vectors (they are
+    /// stored as f32 until then), always `None` for `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub vectors: Option<u64>,
 }
@@ -59,6 +122,21 @@ fn check_collection_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+impl CollectionInfo {
+    pub fn storage(&self) -> Storage {
+        Storage {
+            quantization: self.quantization,
+            originals: self.originals,
+            calibration_sample: self.calibration_sample,
+        }
+    }
+}
+
+/// The `sys` key of a collection's descriptor.
+pub(super) fn descriptor_key(name: &str) -> String {
+    format!("{COLLECTION_PREFIX}{name}")
+}
+
 impl Engine {
     pub fn collection_create(
         &self,
@@ -66,7 +144,29 @@ impl Engine {
         dimension: usize,
         metric: Metric,
     ) -> Result<(CollectionInfo, bool)> {
+        self.collection_create_with(name, dimension, metric, Storage::default())
+    }
+
+    /// Create a collection with its storage settings. Creating one that
+    /// exists with the same settings is a no-op; with others, an error.
+    pub fn collection_create_with(
+        &self,
+        name: &str,
+        dimension: usize,
+        metric: Metric,
+        storage: Storage,
+    ) -> Result<(CollectionInfo, bool)> {
         check_collection_name(name)?;
+        let q = storage.quantization;
+        if let Err(why) = q.check_dimension(dimension) {
+            return Err(Error::invalid(format!("quantization {q}: {why}")));
+        }
+        if q.calibrated() && !(1..=65_536).contains(&storage.calibration_sample) {
+            return Err(Error::invalid(format!(
+                "calibration_sample {} is out of range 1..=65536",
+                storage.calibration_sample
+            )));
+        }
         let max = self.limits().max_dimension;
         if dimension == 0 || dimension > max {
             return Err(Error::invalid(format!(
@@ -76,35 +176,61 @@ impl Engine {
         // Check-then-create must not interleave with another create.
         let _ddl = self.ddl_lock.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(existing) = self.collection_get(name)? {
-            if existing.dimension == dimension && existing.metric == metric {
+            if existing.dimension == dimension
+                && existing.metric == metric
+                && existing.storage() == storage
+            {
                 return Ok((existing, false));
             }
             return Err(Error::exists(format!(
-                "collection {name:?} exists with dimension {} and metric {:?}",
-                existing.dimension, existing.metric
+                "collection {name:?} exists with dimension {}, metric {:?}, quantization {}, \
+                 originals {:?}",
+                existing.dimension, existing.metric, existing.quantization, existing.originals
             )));
         }
-        let info = CollectionInfo {
+        let mut info = CollectionInfo {
             name: name.to_string(),
             dimension,
             metric,
             created_at: crate::clock::iso_ms(self.clock().now_ms()),
+            quantization: q,
+            originals: storage.originals,
+            calibration_sample: storage.calibration_sample,
+            calibration: None,
             vectors: None,
         };
-        let body = serde_json::to_vec(&info).map_err(|e| Error::internal(e.to_string()))?;
         let mut batch = WriteBatch::default();
-        batch.put_cf(
-            self.cf(Cf::Sys),
-            format!("{COLLECTION_PREFIX}{name}"),
-            codec::encode(Codec::Json, &body),
-        );
+        if q != Quantization::None && !q.calibrated() {
+            // f16 needs no sample: its (empty) record is written now.
+            let quantizer = Quantizer::uncalibrated(q, dimension);
+            batch.put_cf(self.cf(Cf::Sys), quant_key(name, 0), quantizer.to_bytes());
+            info.calibration = Some(0);
+        }
+        self.put_descriptor(&mut batch, &info)?;
         self.write(batch)?;
         Ok((info, true))
     }
 
+    /// Add the descriptor of `info` to `batch`.
+    pub(super) fn put_descriptor(
+        &self,
+        batch: &mut WriteBatch,
+        info: &CollectionInfo,
+    ) -> Result<()> {
+        let mut stored = info.clone();
+        stored.vectors = None;
+        let body = serde_json::to_vec(&stored).map_err(|e| Error::internal(e.to_string()))?;
+        batch.put_cf(
+            self.cf(Cf::Sys),
+            descriptor_key(&info.name),
+            codec::encode(Codec::Json, &body),
+        );
+        Ok(())
+    }
+
     pub fn collection_get(&self, name: &str) -> Result<Option<CollectionInfo>> {
         check_collection_name(name)?;
-        match self.get(Cf::Sys, format!("{COLLECTION_PREFIX}{name}").as_bytes())? {
+        match self.get(Cf::Sys, descriptor_key(name).as_bytes())? {
             None => Ok(None),
             Some(b) => {
                 let payload = codec::expect(&b, Codec::Json)?;
@@ -125,6 +251,31 @@ impl Engine {
 
     /// All collections with their exact vector counts.
     pub fn collection_list(&self) -> Result<Vec<CollectionInfo>> {
+        let mut list = self.collection_descriptors()?;
+        for info in &mut list {
+            info.vectors =
+                Some(self.count_prefix(Cf::Vectors, &group_prefix(&info.name), u64::MAX)?);
+        }
+        Ok(list)
+    }
+
+    /// The `storage_format` of the published record: the one every
+    /// collection uses (`float32` with none), or `mixed`.
+    pub fn storage_format(&self) -> Result<&'static str> {
+        let mut formats = self
+            .collection_descriptors()?
+            .into_iter()
+            .map(|c| c.quantization.storage_format());
+        let first = formats.next().unwrap_or("float32");
+        Ok(if formats.all(|f| f == first) {
+            first
+        } else {
+            "mixed"
+        })
+    }
+
+    /// Every collection's descriptor (without counts).
+    fn collection_descriptors(&self) -> Result<Vec<CollectionInfo>> {
         let mut out = Vec::new();
         let iter = self
             .db()
@@ -135,15 +286,16 @@ impl Engine {
                 break;
             }
             let payload = codec::expect(&v, Codec::Json)?;
-            let mut info: CollectionInfo = serde_json::from_slice(payload)
+            let info: CollectionInfo = serde_json::from_slice(payload)
                 .map_err(|e| Error::corruption(format!("collection descriptor: {e}")))?;
-            info.vectors = Some(self.count_prefix(Cf::Vectors, &group_prefix(&info.name))?);
             out.push(info);
         }
         Ok(out)
     }
 
-    fn count_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<u64> {
+    /// An iterator over the keys of one group (`prefix` = `group \0`),
+    /// positioned at its first, reading past the block cache.
+    pub(super) fn group_iter(&self, cf: Cf, prefix: &[u8]) -> rocksdb::DBRawIterator<'_> {
         let mut ro = ReadOptions::default();
         ro.fill_cache(false);
         let mut upper = prefix.to_vec();
@@ -153,8 +305,14 @@ impl Engine {
         ro.set_iterate_upper_bound(upper);
         let mut it = self.db().raw_iterator_cf_opt(self.cf(cf), ro);
         it.seek(prefix);
+        it
+    }
+
+    /// Keys under `prefix`, counting no further than `max`.
+    pub(super) fn count_prefix(&self, cf: Cf, prefix: &[u8], max: u64) -> Result<u64> {
+        let mut it = self.group_iter(cf, prefix);
         let mut n = 0;
-        while it.valid() {
+        while it.valid() && n < max {
             n += 1;
             it.next();
         }

@@ -3,18 +3,26 @@
 //! anything is written, and written as one WriteBatch.
 //!
 //! This file: the vector operations; `collections` holds the collection
-//! descriptors, `input` what an upsert accepts and how it is validated.
+//! descriptors, `input` what an upsert accepts and how it is validated,
+//! `quantized` the codes of quantized collections, `search` the exact scan.
 
 mod collections;
 mod input;
+mod quantized;
+mod search;
 
+#[cfg(test)]
+mod quant_tests;
 #[cfg(test)]
 mod tests;
 
-pub use collections::{CollectionInfo, Metric};
+pub use collections::{CollectionInfo, Metric, Originals, Storage, DEFAULT_CALIBRATION_SAMPLE};
 pub use input::VectorInput;
+pub use quantized::Quantizers;
+pub use search::{Hit, SearchCache, SearchOut, SearchRequest, MAX_K};
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use rocksdb::{ReadOptions, WriteBatch};
@@ -24,6 +32,7 @@ use serde_json::Value;
 use super::{composite_key, Cf, Engine};
 use crate::codec::{self, Codec};
 use crate::error::{Error, Result};
+use crate::quant::Quantizer;
 
 use input::{encode_vector, json_type};
 
@@ -34,7 +43,24 @@ pub struct VectorOut {
     pub vector: Option<Vec<f32>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vector_b64: Option<String>,
+    /// `raw`: the stored bytes (codes, or little-endian f32), base64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub codes_b64: Option<String>,
+    /// `raw`: the calibration generation of the codes (none for f32).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<u8>,
     pub metadata: Option<Value>,
+}
+
+/// How `vector_get` returns vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VectorFormat {
+    /// f32 numbers (dequantized for a quantized collection).
+    Floats,
+    /// Base64 of little-endian f32 (dequantized).
+    Base64,
+    /// The stored codes as they are, with their calibration generation.
+    Raw,
 }
 
 impl Engine {
@@ -70,8 +96,20 @@ impl Engine {
 
     /// Validate every item, then write all of them in one batch.
     pub fn vector_upsert(&self, collection: &str, items: &[VectorInput]) -> Result<usize> {
-        let info = self.collection_required(collection)?;
+        let mut info = self.collection_required(collection)?;
         self.check_batch_len("vectors", items.len())?;
+        // A collection waiting for its calibration takes the schema lock,
+        // so its f32 vectors and the calibration that re-encodes them do
+        // not interleave (see `quantized`).
+        let waiting = |i: &CollectionInfo| i.quantization.calibrated() && i.calibration.is_none();
+        let ddl = if waiting(&info) {
+            let guard = self.ddl_lock.lock().unwrap_or_else(|p| p.into_inner());
+            info = self.collection_required(collection)?;
+            waiting(&info).then_some(guard)
+        } else {
+            None
+        };
+        let current = self.current_quantizer(&info)?;
         let max_meta = self.limits().max_metadata_bytes;
         let mut seen: HashMap<&str, usize> = HashMap::with_capacity(items.len());
         let mut encoded = Vec::with_capacity(items.len());
@@ -87,6 +125,7 @@ impl Engine {
             }
             let value = encode_vector(item, &info)
                 .map_err(|e| Error::invalid(format!("{}: {e}", what())))?;
+            let value = Self::to_stored(&info, current.as_ref(), value)?;
             let meta = match &item.metadata {
                 None | Some(Value::Null) => None,
                 Some(m @ Value::Object(_)) => {
@@ -114,11 +153,22 @@ impl Engine {
         let (vcf, mcf) = (self.cf(Cf::Vectors), self.cf(Cf::Metadata));
         let bytes: usize = encoded
             .iter()
-            .map(|(k, v, m)| 2 * k.len() + v.len() + m.as_ref().map_or(0, |m| m.len() + 1) + 32)
+            .map(|(k, v, m)| {
+                3 * k.len()
+                    + v.value.len()
+                    + v.original.as_ref().map_or(0, Vec::len)
+                    + m.as_ref().map_or(0, |m| m.len() + 1)
+                    + 48
+            })
             .sum();
         let mut batch = WriteBatch::with_capacity_bytes(bytes);
-        for (key, vec_bytes, meta) in &encoded {
-            batch.put_cf(vcf, key, vec_bytes);
+        let mut clipped = 0;
+        for (key, stored, meta) in &encoded {
+            batch.put_cf(vcf, key, &stored.value);
+            clipped += stored.clipped;
+            if let Some(o) = &stored.original {
+                batch.put_cf(self.cf(Cf::Originals), key, o);
+            }
             match meta {
                 Some(m) => batch.put_cf(mcf, key, codec::encode(Codec::Json, m)),
                 // Upsert replaces the whole record: clear old metadata, but
@@ -128,6 +178,16 @@ impl Engine {
             }
         }
         self.write(batch)?;
+        self.count_clipped(clipped);
+        self.search_invalidate(collection);
+        if ddl.is_some() {
+            // The vectors are written; a calibration that fails is retried
+            // by the next upsert.
+            if let Err(e) = self.calibrate_if_due(info) {
+                tracing::warn!(collection, error = %e, "calibrating the collection failed");
+            }
+            self.search_invalidate(collection);
+        }
         Ok(encoded.len())
     }
 
@@ -137,7 +197,7 @@ impl Engine {
         collection: &str,
         ids: &[String],
         with_vector: bool,
-        base64_out: bool,
+        format: VectorFormat,
     ) -> Result<(Vec<VectorOut>, Vec<String>)> {
         self.collection_required(collection)?;
         self.check_batch_len("ids", ids.len())?;
@@ -153,8 +213,6 @@ impl Engine {
                 missing.push(id.clone());
                 continue;
             };
-            let payload = codec::expect(&vbytes, Codec::F32Le)
-                .map_err(|e| e.context(format!("vector {id:?}")))?;
             let metadata = match self.get(Cf::Metadata, &key)? {
                 None => None,
                 Some(m) => Some(
@@ -162,27 +220,41 @@ impl Engine {
                         .map_err(|e| Error::corruption(format!("metadata of {id:?}: {e}")))?,
                 ),
             };
-            let (vector, vector_b64) = match (with_vector, base64_out) {
-                (false, _) => (None, None),
-                (true, true) => (
-                    None,
-                    Some(base64::engine::general_purpose::STANDARD.encode(payload)),
-                ),
-                (true, false) => (Some(codec::f32_from_le(payload)?), None),
-            };
-            found.push(VectorOut {
+            let mut out = VectorOut {
                 id: id.clone(),
-                vector,
-                vector_b64,
+                vector: None,
+                vector_b64: None,
+                codes_b64: None,
+                calibration: None,
                 metadata,
-            });
+            };
+            let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+            let decoded = || {
+                self.decode_vector(collection, &vbytes)
+                    .map_err(|e| e.context(format!("vector {id:?}")))
+            };
+            match (with_vector, format) {
+                (false, _) => {}
+                (true, VectorFormat::Floats) => out.vector = Some(decoded()?),
+                (true, VectorFormat::Base64) => {
+                    out.vector_b64 = Some(b64(&codec::f32_to_le(&decoded()?)))
+                }
+                (true, VectorFormat::Raw) => match codec::decode(&vbytes)? {
+                    (Codec::Quantized, [generation, code @ ..]) => {
+                        out.codes_b64 = Some(b64(code));
+                        out.calibration = Some(*generation);
+                    }
+                    (_, payload) => out.codes_b64 = Some(b64(payload)),
+                },
+            }
+            found.push(out);
         }
         Ok((found, missing))
     }
 
     /// Delete vectors (and their metadata) atomically; returns how many existed.
     pub fn vector_delete(&self, collection: &str, ids: &[String]) -> Result<usize> {
-        self.collection_required(collection)?;
+        let info = self.collection_required(collection)?;
         self.check_batch_len("ids", ids.len())?;
         for (i, id) in ids.iter().enumerate() {
             self.check_id(id)
@@ -198,9 +270,20 @@ impl Engine {
             }
             batch.delete_cf(vcf, &key);
             batch.delete_cf(mcf, &key);
+            if info.quantization != crate::quant::Quantization::None {
+                batch.delete_cf(self.cf(Cf::Originals), &key);
+            }
         }
         self.write(batch)?;
+        self.search_invalidate(collection);
         Ok(existed)
+    }
+
+    /// The calibration record `generation` of `collection` (what `raw`
+    /// codes of `vector_get` decode with).
+    pub fn calibration(&self, collection: &str, generation: u8) -> Result<Arc<Quantizer>> {
+        self.collection_required(collection)?;
+        self.quantizer(collection, generation)
     }
 
     /// Total vectors across collections (exact; walks the keys).

@@ -23,7 +23,12 @@ fn upsert_get_delete_round_trip() {
         .unwrap();
     assert_eq!(n, 2);
     let (found, missing) = e
-        .vector_get("docs", &["a".into(), "b".into(), "zz".into()], true, false)
+        .vector_get(
+            "docs",
+            &["a".into(), "b".into(), "zz".into()],
+            true,
+            super::VectorFormat::Floats,
+        )
         .unwrap();
     assert_eq!(found[0].vector.as_deref(), Some(&[1.0, 2.0, 3.0][..]));
     assert_eq!(found[0].metadata, Some(json!({"t": "x"})));
