@@ -13,7 +13,7 @@
 //! resident in many arenas: RSS grows while the live heap does not.
 
 /// The binary's global allocator: the system's (glibc, arenas capped, free
-/// pages handed back every metrics tick), or mimalloc when
+/// pages handed back every second by a [`Trimmer`]), or mimalloc when
 /// `RUVECTOR_STORAGE_ALLOCATOR=mimalloc` — chosen once, at the first
 /// allocation (before `main`), and never changed, so every block is freed
 /// by the allocator that made it. The switch exists to compare the two on
@@ -119,6 +119,64 @@ pub fn trim() {
     glibc::trim();
     // SAFETY: mi_collect only walks mimalloc's own free lists.
     unsafe { libmimalloc_sys::mi_collect(true) };
+}
+
+/// Hands free heap pages back ([`trim`]) every `every` on a thread of its
+/// own, until dropped. Jobs allocate and free tens of MB within seconds; a
+/// trim only at the metrics tick (every 10 s) let the heap refill between
+/// ticks, so the median RSS sat near the jobs' peak (README, Memory).
+pub struct Trimmer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Trimmer {
+    /// Start trimming; `None` when `every` is zero (trimming off) or the
+    /// thread cannot be spawned (said in the log).
+    pub fn start(every: std::time::Duration) -> Option<Trimmer> {
+        use std::sync::atomic::Ordering;
+        if every.is_zero() {
+            return None;
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("heap-trim".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(every);
+                    if flag.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let t = std::time::Instant::now();
+                    trim();
+                    let ms = t.elapsed().as_secs_f64() * 1000.0;
+                    if ms >= 50.0 {
+                        tracing::warn!(ms, "handing free heap pages back took long");
+                    }
+                }
+            });
+        match spawned {
+            Ok(thread) => Some(Trimmer {
+                stop,
+                thread: Some(thread),
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the heap trimmer; free pages stay resident until a job ends");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Trimmer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
 }
 
 /// The allocators' own figures, bytes. RocksDB's C++ heap (memtables,

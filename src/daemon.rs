@@ -72,6 +72,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .await
         .map_err(|e| Error::internal(format!("store open task failed: {e}")))??;
     let slot = Arc::new(EngineSlot::new(engine));
+    // Held until the daemon returns: free heap pages go back every second.
+    let _trimmer =
+        crate::alloc::Trimmer::start(Duration::from_millis(config.limits.trim_interval_ms));
     let store = Store {
         engine: slot.clone(),
         locks: Arc::new(KeyLocks::default()),

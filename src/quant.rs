@@ -270,22 +270,31 @@ impl Quantizer {
             }
             kind => {
                 let bits = kind.bits().unwrap_or(8);
-                let max = (1u32 << bits) - 1;
+                let max = ((1u32 << bits) - 1) as f32;
                 let mut clipped = 0;
-                let mut p = Packer::new(bits, out);
-                for (i, &x) in v.iter().enumerate() {
-                    let (lo, step) = (self.lo[i], self.step[i]);
-                    let c = if step > 0.0 {
-                        ((x - lo) / step).round()
-                    } else {
-                        0.0
-                    };
-                    if c < -0.5 || c > max as f32 + 0.5 {
-                        clipped += 1;
-                    }
-                    p.push(c.clamp(0.0, max as f32) as u32);
+                let start = out.len();
+                // One byte a dimension first (a loop the compiler
+                // vectorises), then packed in place when under 8 bits.
+                out.extend(
+                    v.iter()
+                        .zip(&self.lo)
+                        .zip(&self.step)
+                        .map(|((&x, &lo), &step)| {
+                            let c = if step > 0.0 {
+                                ((x - lo) / step).round()
+                            } else {
+                                0.0
+                            };
+                            clipped += usize::from(!(-0.5..=max + 0.5).contains(&c));
+                            c.clamp(0.0, max) as u8
+                        }),
+                );
+                if bits < 8 {
+                    let codes = out.split_off(start);
+                    let mut p = Packer::new(bits, out);
+                    codes.iter().for_each(|&c| p.push(u32::from(c)));
+                    p.finish();
                 }
-                p.finish();
                 clipped
             }
         }

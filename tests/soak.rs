@@ -2,21 +2,20 @@
 //! clients over a fixed key space, with the schedules accelerated:
 //! snapshots every 20 s, verify and prune every minute, backups every 30 s
 //! with WAL archiving, drills, backup verify and prune every 2 minutes).
-//! With an 8 MiB block cache (full by the end of the warm-up), the RSS the
-//! daemon samples at its metrics tick (right after handing free pages back)
-//! may grow from minute 2 (the end of the warm-up) to minute 4 by less than
-//! [`MAX_GROWTH_MIB`], and the heap in use by less than 16 MiB; RSS may
-//! never exceed the memory budget plus 64 MiB; nothing may fail or go
-//! missing. Before the fix (nothing handed back) that RSS grew 36–57 MiB
-//! in those two minutes. The 30-minute figures are in README (`bench --soak 30m`).
+//! With an 8 MiB block cache (full by the end of the warm-up), the highest
+//! RSS of a minute (sampled every second) may grow from minute 2 (the end
+//! of the warm-up) to minute 4 by less than [`MAX_GROWTH_MIB`], and the
+//! heap in use by less than 16 MiB; RSS may never exceed the memory budget
+//! plus 64 MiB; nothing may fail or go missing. Before the fix (nothing
+//! handed back) RSS grew 36–57 MiB in those two minutes. The 30-minute
+//! figures are in README (`bench --soak 30m`).
 
 mod common;
 
 use common::*;
 use serde_json::Value;
 
-/// Growth of the RSS at the metrics tick allowed from minute 2 to minute
-/// 4, MiB.
+/// Growth of a minute's highest RSS allowed from minute 2 to minute 4, MiB.
 const MAX_GROWTH_MIB: f64 = 24.0;
 
 #[test]
@@ -62,19 +61,18 @@ fn four_minutes_of_load_and_schedules_keep_memory_bounded() {
         assert!(j["runs"].as_u64() >= Some(1), "{name}: {j}");
         assert_eq!(j["last_ok"], true, "{name}: {j}");
     }
-    // The daemon's RSS as it samples it, right after handing free pages
-    // back (each metrics tick): what it holds for good. (The median over
-    // each minute, in the JSON too, also counts what the allocator takes
-    // between ticks and gives back at the next.)
-    let at_tick = |m: &Value| m["memory_mib"]["process_rss"].as_f64().unwrap();
+    // The highest of a minute's once-a-second RSS samples: the jobs' peak
+    // on top of what the daemon holds. It is the steady figure here: with
+    // free pages handed back every second, the RSS at any one moment (the
+    // metrics tick, or a minute's median) swings ±20 MiB with the jobs that
+    // happen to run (measured in a 7-minute soak: maxima 110–117 MiB,
+    // medians 69–103 MiB). A leak lifts the peaks with everything else.
+    let peak = |m: &Value| m["rss_max_mib"].as_f64().unwrap();
     let minutes = s["minutes"].as_array().unwrap();
-    // One sample a minute, and a job may be holding its buffers at it:
-    // measured +3 and +11 MiB here; without trimming +36 (mimalloc) and
-    // +57 MiB (glibc).
-    let (warm, end) = (at_tick(&minutes[1]), at_tick(&minutes[3]));
+    let (warm, end) = (peak(&minutes[1]), peak(&minutes[3]));
     assert!(
         end - warm < MAX_GROWTH_MIB,
-        "RSS at the metrics tick grew {:.1} MiB after the warm-up ({warm:.1} → {end:.1} MiB): {s}",
+        "a minute's highest RSS grew {:.1} MiB after the warm-up ({warm:.1} → {end:.1} MiB): {s}",
         end - warm
     );
     // The heap in use holds still (the block cache is full by then).

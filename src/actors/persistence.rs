@@ -86,17 +86,6 @@ impl Handler<Work> for Persistence {
                     .map(|_| Done::Value(Value::Null))
             }
             WorkKind::Sample => {
-                // Each tick hands the heap's free pages back to the kernel
-                // first: the allocators otherwise keep what the jobs since
-                // the last tick freed, and RSS only grows.
-                let t = std::time::Instant::now();
-                crate::alloc::trim();
-                let ms = t.elapsed().as_secs_f64() * 1000.0;
-                if ms >= 50.0 {
-                    tracing::warn!(ms, "handing free heap pages back took long");
-                } else {
-                    tracing::debug!(ms, "free heap pages handed back");
-                }
                 let engine = s.engine.get()?;
                 let now_ms = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
                 Ok(Done::Sample(Box::new(Sample::take(

@@ -7,8 +7,8 @@
 //! every 2 minutes, backup verify (10% read) and prune every 2 minutes.
 //! Four writers pace ~165 acknowledged writes a second between them,
 //! rotating `memory_store`, `vector_upsert` (384-dim) and `storage_write`
-//! over a fixed key space (~20 MB live), with a `memory_search` every 50th
-//! call. Every minute: the daemon's RSS (median and maximum of once-a-second
+//! over a fixed key space (~20 MB live, every key written once before the
+//! clock starts), with a `memory_search` every 50th call. Every minute: the daemon's RSS (median and maximum of once-a-second
 //! samples), its memory figures
 //! (`ruvector_storage_memory_bytes`), write latency p50/p99, errors and the
 //! schedule's runs. At the end every acknowledged `storage_write` of a
@@ -190,6 +190,12 @@ pub async fn run(dir: &Path, args: &BenchArgs, length: Duration) -> Result<(Stri
         )
         .await
         .map_err(|e| e.into_error())?;
+    let t = Instant::now();
+    prefill(&d.client).await?;
+    eprintln!(
+        "  every key written once in {:.1} s (set-up, not measured)",
+        t.elapsed().as_secs_f64()
+    );
     // Something for every job from its first run: a snapshot to verify and
     // a backup to drill.
     for (method, params) in [("snapshot_create", json!({})), ("backup_create", json!({}))] {
@@ -306,6 +312,55 @@ fn memory_figures(metrics: &Value) -> BTreeMap<String, f64> {
         }
     }
     out
+}
+
+/// Write every key of the key space once (all three kinds), before the
+/// clock starts: the store is then at its steady size, and the warm-up
+/// measures the load rather than the data set growing to its size (minutes
+/// at 165 writes/s). A swarm's daemon starts with its memory in it.
+async fn prefill(client: &Client) -> Result<()> {
+    use futures::StreamExt;
+    let call = |method: &'static str, params: Value| async move {
+        client
+            .call(method, params)
+            .await
+            .map_err(|e| e.into_error().context(format!("soak set-up: {method}")))
+    };
+    let mut state = 0x5EED_50A4_u64;
+    for w in 0..WRITERS {
+        let slots: Vec<u64> = (0..KEYSPACE).collect();
+        for chunk in slots.chunks(500) {
+            let entries: Vec<Value> = chunk
+                .iter()
+                .map(|s| json!({"key": format!("w{w}-{s}"), "value": format!("value 0 of writer {w}")}))
+                .collect();
+            call("storage_write", json!({"entries": entries})).await?;
+            let vectors: Vec<Value> = chunk
+                .iter()
+                .map(|s| {
+                    let v: Vec<f32> = (0..DIM).map(|_| super::noise(&mut state)).collect();
+                    json!({"id": format!("w{w}-{s}"), "vector": v, "metadata": {"writer": w, "i": 0}})
+                })
+                .collect();
+            call(
+                "vector_upsert",
+                json!({"collection": "soak", "vectors": vectors}),
+            )
+            .await?;
+        }
+        let stores = futures::stream::iter(slots)
+            .map(|s| {
+                call(
+                    "memory_store",
+                    json!({"key": format!("w{w}-{s}"), "namespace": "soak", "upsert": true,
+                        "value": format!("note 0 from writer {w}: {}", "x".repeat(200))}),
+                )
+            })
+            .buffer_unordered(8);
+        let results: Vec<Result<Value>> = stores.collect().await;
+        results.into_iter().collect::<Result<Vec<_>>>()?;
+    }
+    Ok(())
 }
 
 /// One writer: its share of the rate, rotating the write kinds.

@@ -170,6 +170,9 @@ pub struct Limits {
     pub max_dimension: usize,
     /// Largest metadata object (serialised), bytes.
     pub max_metadata_bytes: usize,
+    /// How often free heap pages are handed back to the kernel, ms (0:
+    /// only after long jobs).
+    pub trim_interval_ms: u64,
     /// In-memory copies of collections for `vector_search`, MiB in all
     /// (part of `memory-mb`); a collection larger is refused, not scanned.
     pub search_cache_mb: usize,
@@ -228,6 +231,7 @@ impl Default for Limits {
             max_id_bytes: 512,
             max_dimension: 65_536,
             max_metadata_bytes: 64 * 1024,
+            trim_interval_ms: 1000,
             search_cache_mb: 64,
         }
     }

@@ -59,7 +59,12 @@ impl Blocking<Store> for CollectionCreateParams {
             self.metric,
             storage,
         )?;
-        Ok(json!({"collection": info, "created": created}))
+        let mut out = json!({"collection": info, "created": created});
+        // Binary pads a dimension that is not a multiple of 8: say so.
+        if let Ok(Some(note)) = self.quantization.check_dimension(self.dimension) {
+            out["note"] = Value::String(note);
+        }
+        Ok(out)
     }
 }
 
