@@ -256,9 +256,16 @@ impl Quantizer {
                 0
             }
             Quantization::F16 => {
-                v.iter()
-                    .for_each(|&x| out.extend_from_slice(&half::f16::from_f32(x).to_le_bytes()));
-                0
+                // Beyond ±65504 a half is infinite: clip to the largest
+                // finite one, and count it.
+                let max = half::f16::MAX.to_f32();
+                let mut clipped = 0;
+                for &x in v {
+                    clipped += usize::from(x.abs() > max);
+                    let h = half::f16::from_f32(x.clamp(-max, max));
+                    out.extend_from_slice(&h.to_le_bytes());
+                }
+                clipped
             }
             Quantization::Binary => {
                 let mut p = Packer::new(1, out);

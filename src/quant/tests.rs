@@ -87,6 +87,10 @@ fn f16_keeps_three_significant_digits_and_needs_no_sample() {
     for (a, b) in v.iter().zip(&back) {
         assert!((a - b).abs() <= a.abs() * 1e-3, "{a} came back as {b}");
     }
+    // Beyond half's range: clipped to its largest finite value, counted.
+    let mut code = Vec::new();
+    assert_eq!(q.encode(&[1e6, -1e9, 1.0], &mut code), 2);
+    assert_eq!(q.decode(&code).unwrap(), vec![65504.0, -65504.0, 1.0]);
 }
 
 #[test]
