@@ -220,7 +220,7 @@ impl Quantizer {
                     "calibration sample has a non-finite value in dimension {d}"
                 )));
             }
-            let (l, s) = if kind == Quantization::Binary {
+            let (mut l, mut s) = if kind == Quantization::Binary {
                 let n = column.len() as f64;
                 let mean = column.iter().map(|&x| x as f64).sum::<f64>() / n;
                 let dev = column.iter().map(|&x| (x as f64 - mean).abs()).sum::<f64>() / n;
@@ -229,6 +229,14 @@ impl Quantizer {
                 column.sort_by(f32::total_cmp);
                 best_range(&column, levels)
             };
+            if !(s > 0.0 && s.is_finite()) {
+                // A dimension constant in the sample (padding, a dead
+                // unit): a range around its value, so later vectors that
+                // differ are still coded, not all decoded as the constant.
+                let half = f64::from(l).abs().clamp(1.0, f64::from(f32::MAX) / 4.0);
+                l = (f64::from(l) - half).clamp(f64::from(f32::MIN), f64::from(f32::MAX)) as f32;
+                s = (2.0 * half / f64::from(levels)) as f32;
+            }
             lo.push(l);
             step.push(s);
         }
@@ -287,13 +295,12 @@ impl Quantizer {
                         .zip(&self.lo)
                         .zip(&self.step)
                         .map(|((&x, &lo), &step)| {
-                            let c = if step > 0.0 {
-                                ((x - lo) / step).round()
-                            } else {
-                                0.0
-                            };
-                            clipped += usize::from(!(-0.5..=max + 0.5).contains(&c));
-                            c.clamp(0.0, max) as u8
+                            // In f64: x − lo of huge finite floats may
+                            // overflow f32 (steps are never 0, see
+                            // `calibrate`).
+                            let c = ((f64::from(x) - f64::from(lo)) / f64::from(step)).round();
+                            clipped += usize::from(!(-0.5..=f64::from(max) + 0.5).contains(&c));
+                            c.clamp(0.0, f64::from(max)) as u8
                         }),
                 );
                 if bits < 8 {
@@ -339,7 +346,9 @@ impl Quantizer {
                 codes
                     .iter()
                     .enumerate()
-                    .map(|(i, &c)| self.lo[i] + c as f32 * self.step[i])
+                    .map(|(i, &c)| {
+                        (f64::from(self.lo[i]) + f64::from(c) * f64::from(self.step[i])) as f32
+                    })
                     .collect()
             }
         })
@@ -348,6 +357,13 @@ impl Quantizer {
     /// Unpack a scalar or binary code to one byte a dimension.
     pub fn unpack_into(&self, code: &[u8], out: &mut [u8]) -> Result<()> {
         self.validate(code)?;
+        if out.len() != self.dimension {
+            return Err(Error::corruption(format!(
+                "a calibration of {} dimensions used for a vector of {}",
+                self.dimension,
+                out.len()
+            )));
+        }
         let bits = self.kind.bits().ok_or_else(|| {
             Error::internal(format!("{} vectors have no codes to unpack", self.kind))
         })?;
@@ -432,28 +448,32 @@ impl Quantizer {
 /// one with the least squared error over the (sorted) column.
 fn best_range(sorted: &[f32], levels: f32) -> (f32, f32) {
     let n = sorted.len();
-    let mut best = (f64::INFINITY, sorted[0], 0.0f32);
+    let levels = f64::from(levels);
+    // All in f64: differences of huge finite floats overflow f32.
+    let mut best: Option<(f64, f64, f64)> = None;
     for q in CLIP_QUANTILES {
         let k = ((q * n as f64) as usize).min((n - 1) / 2);
-        let (lo, hi) = (sorted[k], sorted[n - 1 - k]);
+        let (lo, hi) = (f64::from(sorted[k]), f64::from(sorted[n - 1 - k]));
         let step = (hi - lo) / levels;
         let err: f64 = sorted
             .iter()
             .map(|&x| {
+                let x = f64::from(x);
                 let c = if step > 0.0 {
                     ((x - lo) / step).round().clamp(0.0, levels)
                 } else {
                     0.0
                 };
-                let e = (x - (lo + c * step)) as f64;
+                let e = x - (lo + c * step);
                 e * e
             })
             .sum();
-        if err < best.0 {
-            best = (err, lo, step);
+        if best.is_none_or(|(b, _, _)| err < b) {
+            best = Some((err, lo, step));
         }
     }
-    (best.1, best.2)
+    let (_, lo, step) = best.unwrap_or((0.0, f64::from(sorted[0]), 0.0));
+    (lo as f32, step as f32)
 }
 
 /// A query with the ranges folded in, for scoring unpacked codes.

@@ -72,7 +72,12 @@ fn values_outside_the_ranges_are_clipped_and_counted() {
     let mut code = Vec::new();
     assert_eq!(q.encode(&far, &mut code), 2, "two values fell outside");
     let back = q.decode(&code).unwrap();
-    assert_eq!(back[0], q.lo[0] + 255.0 * q.step[0], "clipped to the top");
+    let top = q.lo[0] + 255.0 * q.step[0];
+    assert!(
+        (back[0] - top).abs() < 1e-5,
+        "clipped to the top: {}",
+        back[0]
+    );
     assert_eq!(back[1], q.lo[1], "clipped to the bottom");
 }
 
@@ -224,4 +229,26 @@ fn recall_at_10_on_minilm_embeddings() {
         eprintln!("{kind}: recall@10 {recall:.4}");
         assert!(recall >= floor, "{kind}: recall@10 {recall:.4} < {floor}");
     }
+}
+
+#[test]
+fn a_dimension_constant_in_the_sample_still_codes_later_values() {
+    let sample = vec![vec![0.5, 0.0], vec![0.5, 1.0], vec![0.5, 2.0]];
+    for kind in [Quantization::Int8, Quantization::Int4, Quantization::Binary] {
+        let q = Quantizer::calibrate(kind, 2, &refs(&sample)).unwrap();
+        assert!(
+            q.step[0] > 0.0,
+            "{kind}: a zero step would code everything as 0.5"
+        );
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        q.encode(&[0.9, 1.0], &mut a);
+        q.encode(&[0.1, 1.0], &mut b);
+        assert_ne!(a, b, "{kind}: 0.9 and 0.1 differ in the constant dimension");
+    }
+    // Huge but finite values: the range stays finite, nothing decodes to NaN.
+    let wide = vec![vec![-3e38], vec![3e38]];
+    let q = Quantizer::calibrate(Quantization::Int8, 1, &refs(&wide)).unwrap();
+    let mut code = Vec::new();
+    q.encode(&[1e38], &mut code);
+    assert!(q.decode(&code).unwrap()[0].is_finite());
 }

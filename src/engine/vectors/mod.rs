@@ -255,6 +255,10 @@ impl Engine {
     /// Delete vectors (and their metadata) atomically; returns how many existed.
     pub fn vector_delete(&self, collection: &str, ids: &[String]) -> Result<usize> {
         let info = self.collection_required(collection)?;
+        // Not between a calibration's read and its write, which would put
+        // a deleted vector back (see `quantized`).
+        let _ddl = (info.quantization.calibrated() && info.calibration.is_none())
+            .then(|| self.ddl_lock.lock().unwrap_or_else(|p| p.into_inner()));
         self.check_batch_len("ids", ids.len())?;
         for (i, id) in ids.iter().enumerate() {
             self.check_id(id)

@@ -375,3 +375,17 @@ fn a_collection_over_the_search_budget_is_refused_with_its_size() {
     );
     assert_eq!(e.search_cache_bytes(), 0);
 }
+
+#[test]
+fn a_stored_vector_of_the_wrong_dimension_is_corruption_not_a_panic() {
+    let (_d, e) = open_temp(ManualClock::new(0));
+    e.collection_create("c", 3, Metric::Cosine).unwrap();
+    upsert(&e, "c", 0, &vectors(5, 3, 2));
+    // Written behind the engine's back, as damage would be.
+    e.db()
+        .put_cf(e.cf(Cf::Vectors), b"c\0bad", codec::encode_f32(&[1.0, 2.0]))
+        .unwrap();
+    let err = search(&e, "c", &[1.0, 0.0, 0.0], 3, false).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Corruption, "{err}");
+    assert!(err.message.contains("2 dimensions stored"), "{err}");
+}

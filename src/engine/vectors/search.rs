@@ -315,6 +315,7 @@ impl Engine {
                         (seg, dot_f32(&decoded, &decoded).sqrt())
                     } else {
                         let decoded = quantizer.decode(code).map_err(|e| e.context(what()))?;
+                        same_dimension(&decoded, dim).map_err(|e| e.context(what()))?;
                         let n = dot_f32(&decoded, &decoded).sqrt();
                         if let Rows::Floats(rows) = &mut floats.rows {
                             rows.extend_from_slice(&decoded);
@@ -327,6 +328,7 @@ impl Engine {
                     let decoded = self
                         .decode_vector(&info.name, v)
                         .map_err(|e| e.context(what()))?;
+                    same_dimension(&decoded, dim).map_err(|e| e.context(what()))?;
                     let n = dot_f32(&decoded, &decoded).sqrt();
                     if let Rows::Floats(rows) = &mut floats.rows {
                         rows.extend_from_slice(&decoded);
@@ -371,15 +373,33 @@ impl Engine {
     }
 }
 
+/// A stored vector must have the collection's dimension (else the rows of
+/// the copy would not line up with its ids).
+fn same_dimension(decoded: &[f32], dim: usize) -> Result<()> {
+    if decoded.len() == dim {
+        return Ok(());
+    }
+    Err(Error::corruption(format!(
+        "{} dimensions stored, the collection has {dim}",
+        decoded.len()
+    )))
+}
+
 /// Higher is better: cosine similarity, dot product, or minus the squared
 /// euclidean distance.
 #[inline]
 fn score(metric: Metric, dot: f32, qnorm: f32, norm: f32) -> f32 {
-    match metric {
+    let s = match metric {
         Metric::Dot => dot,
         Metric::Cosine if qnorm == 0.0 || norm == 0.0 => 0.0,
         Metric::Cosine => dot / (qnorm * norm),
         Metric::Euclidean => -(qnorm * qnorm - 2.0 * dot + norm * norm),
+    };
+    // Overflowed sums (components near f32's limits) rank last, not first.
+    if s.is_nan() {
+        f32::NEG_INFINITY
+    } else {
+        s
     }
 }
 
