@@ -292,49 +292,56 @@ impl Engine {
             let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
             count += 1;
             let what = || format!("vector {id:?} of {:?}", info.name);
-            let (seg, norm) = match codec::decode(v).map_err(|e| e.context(what()))? {
+            // Codes of a scalar or binary calibration are kept as codes;
+            // everything else (f32, f16) as floats.
+            let coded = match codec::decode(v).map_err(|e| e.context(what()))? {
                 (Codec::Quantized, [generation, code @ ..]) => {
                     let quantizer = self.quantizer(&info.name, *generation)?;
-                    if quantizer.kind.calibrated() {
-                        quantizer
-                            .unpack_into(code, &mut unpacked)
-                            .map_err(|e| e.context(what()))?;
-                        let seg = by_generation.entry(*generation).or_insert_with(|| Segment {
-                            ids: Vec::new(),
-                            rows: Rows::Codes {
-                                quantizer: quantizer.clone(),
-                                codes: Vec::new(),
-                            },
-                            norms: Vec::new(),
-                        });
-                        if let Rows::Codes { codes, .. } = &mut seg.rows {
-                            codes.extend_from_slice(&unpacked);
-                        }
-                        let decoded = quantizer.decode(code)?;
-                        bytes += dim;
-                        (seg, dot_f32(&decoded, &decoded).sqrt())
-                    } else {
-                        let decoded = quantizer.decode(code).map_err(|e| e.context(what()))?;
-                        same_dimension(&decoded, dim).map_err(|e| e.context(what()))?;
-                        let n = dot_f32(&decoded, &decoded).sqrt();
-                        if let Rows::Floats(rows) = &mut floats.rows {
-                            rows.extend_from_slice(&decoded);
-                        }
-                        bytes += dim * 4;
-                        (&mut floats, n)
-                    }
+                    quantizer
+                        .kind
+                        .calibrated()
+                        .then_some((*generation, quantizer, code))
                 }
-                _ => {
+                _ => None,
+            };
+            let (seg, norm) = match coded {
+                Some((generation, quantizer, code)) => {
+                    quantizer
+                        .unpack_into(code, &mut unpacked)
+                        .map_err(|e| e.context(what()))?;
+                    let norm = unpacked
+                        .iter()
+                        .zip(quantizer.lo.iter().zip(&quantizer.step))
+                        .map(|(&c, (&lo, &step))| {
+                            let x = f64::from(lo) + f64::from(c) * f64::from(step);
+                            x * x
+                        })
+                        .sum::<f64>()
+                        .sqrt() as f32;
+                    let seg = by_generation.entry(generation).or_insert_with(|| Segment {
+                        ids: Vec::new(),
+                        rows: Rows::Codes {
+                            quantizer: quantizer.clone(),
+                            codes: Vec::new(),
+                        },
+                        norms: Vec::new(),
+                    });
+                    if let Rows::Codes { codes, .. } = &mut seg.rows {
+                        codes.extend_from_slice(&unpacked);
+                    }
+                    bytes += dim;
+                    (seg, norm)
+                }
+                None => {
                     let decoded = self
                         .decode_vector(&info.name, v)
                         .map_err(|e| e.context(what()))?;
                     same_dimension(&decoded, dim).map_err(|e| e.context(what()))?;
-                    let n = dot_f32(&decoded, &decoded).sqrt();
                     if let Rows::Floats(rows) = &mut floats.rows {
                         rows.extend_from_slice(&decoded);
                     }
                     bytes += dim * 4;
-                    (&mut floats, n)
+                    (&mut floats, dot_f32(&decoded, &decoded).sqrt())
                 }
             };
             bytes += id.len() + std::mem::size_of::<String>() + 4;
