@@ -277,7 +277,9 @@ async fn status_records_are_published_on_the_bus() {
     ] {
         assert!(!v[field].is_null(), "vector_storage lacks {field}: {v}");
     }
-    assert_eq!(v["compression"], "zstd");
+    // Each data type with its own compression (the defaults here).
+    assert_eq!(v["compression"]["vectors"], "zstd:3", "{v}");
+    assert_eq!(v["compression"]["metadata"], "lz4+dict", "{v}");
     // The seed's metrics record, in its own namespace.
     let m = ok(&c, "memory_usage", json!({"action": "retrieve", "key": "swarm/storage/metrics", "namespace": "ruvector/metrics"})).await;
     assert_eq!(m["found"], true, "{m}");

@@ -66,8 +66,9 @@ pub struct BenchArgs {
     /// Durability for the ingest runs, on both sides: always | interval:<ms> | never.
     #[arg(long, default_value = "always")]
     pub sync: String,
-    /// Block compression on both sides: zstd | lz4 | none.
-    #[arg(long, default_value = "zstd")]
+    /// Block compression on both sides: per-type (each data type its
+    /// default) or one spec for all (zstd, zstd:9, lz4, snappy, none).
+    #[arg(long, default_value = "per-type")]
     pub compression: String,
     /// Durable single writes per measurement.
     #[arg(long, default_value_t = 3000)]

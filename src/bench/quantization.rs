@@ -3,8 +3,8 @@
 //!
 //! On a real embedding set (`--vectors base.npy`, with `queries.npy` beside
 //! it; e.g. ../shared/data/minilm-dev), for each setting a fresh daemon
-//! ingests the base vectors (`vector_upsert`, base64), flushes, and reports
-//! the collection's stored bytes (SST bytes of `vectors`, plus `originals`
+//! ingests the base vectors (`vector_upsert`, base64), flushes and
+//! compacts, and reports the collection's stored bytes (SST bytes of `vectors`, plus `originals`
 //! when kept; keys included) against f32's, and the recall@10 of
 //! `vector_search` against exact f32 search (computed here). Then, at 40k
 //! vectors: int8 ingest as a ratio to f32 ingest through the same RPC path,
@@ -72,12 +72,20 @@ async fn ingest(
     Ok(rate(rows, took))
 }
 
-/// SST bytes of the store's `vectors` and `originals` families after a flush.
+/// SST bytes of the store's `vectors` and `originals` families at rest:
+/// flushed, then rewritten to the bottommost level (`compress --rewrite`;
+/// level 0, where a flush lands, is not compressed).
 async fn stored_bytes(d: &Daemon) -> Result<f64> {
     d.client
         .call("wal_checkpoint", json!({}))
         .await
         .map_err(call_err)?;
+    for family in ["vectors", "originals"] {
+        d.client
+            .call("storage_compress", json!({"type": family, "rewrite": true}))
+            .await
+            .map_err(call_err)?;
+    }
     let stats = d
         .client
         .call("storage_stats", json!({}))

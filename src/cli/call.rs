@@ -18,6 +18,8 @@ const WITH_PROGRESS: &[(&str, &str)] = &[
     ("backup_restore", "backup_status"),
     ("backup_drill", "backup_status"),
     ("storage_check", "maintenance_status"),
+    ("storage_compress", "maintenance_status"),
+    ("analyze_compression", "maintenance_status"),
 ];
 
 /// Make the call and render its result. With no daemon, a restore into a

@@ -52,7 +52,13 @@ pub fn render(conn: &Conn, method: &str, v: &Value, detailed: bool) -> String {
                 human_bytes(s["size_bytes"].as_u64().unwrap_or(0)),
                 human_bytes(s["disk_bytes"].as_u64().unwrap_or(0)),
                 s["sync"].as_str().unwrap_or_default(),
-                s["compression"].as_str().unwrap_or_default(),
+                s["compression"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(cf, spec)| format!("{cf}={}", spec.as_str().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 s["latest_sequence"],
                 v["vectors_estimate"],
                 v["kv_keys_estimate"],
@@ -64,14 +70,27 @@ pub fn render(conn: &Conn, method: &str, v: &Value, detailed: bool) -> String {
                 s["uptime_secs"],
             );
             if detailed {
-                out.push_str("\n\ncolumn family   keys~      sst        memtable");
+                out.push_str(
+                    "\n\ncolumn family   keys~      sst        memtable   compression  ratio",
+                );
                 for c in s["column_families"].as_array().into_iter().flatten() {
+                    let name = c["name"].as_str().unwrap_or_default();
+                    let (raw, stored) = (
+                        c["raw_bytes"].as_u64().unwrap_or(0),
+                        c["stored_bytes"].as_u64().unwrap_or(0),
+                    );
                     out.push_str(&format!(
-                        "\n{:<15} {:<10} {:<10} {}",
-                        c["name"].as_str().unwrap_or_default(),
+                        "\n{:<15} {:<10} {:<10} {:<10} {:<12} {}",
+                        name,
                         c["estimate_num_keys"],
                         human_bytes(c["sst_bytes"].as_u64().unwrap_or(0)),
-                        human_bytes(c["memtable_bytes"].as_u64().unwrap_or(0))
+                        human_bytes(c["memtable_bytes"].as_u64().unwrap_or(0)),
+                        s["compression"][name].as_str().unwrap_or_default(),
+                        if stored > 0 {
+                            format!("{:.2}", raw as f64 / stored as f64)
+                        } else {
+                            "-".to_string()
+                        }
                     ));
                 }
                 out.push_str("\n\nactors\n");
@@ -163,6 +182,30 @@ pub fn render(conn: &Conn, method: &str, v: &Value, detailed: bool) -> String {
             out
         }
         "storage_check" => check_report(v),
+        "analyze_compression" => compression_report(v),
+        "storage_compress" => {
+            let mut out = format!(
+                "{}: {} (was {})",
+                v["type"].as_str().unwrap_or_default(),
+                v["compression"].as_str().unwrap_or_default(),
+                v["previous"].as_str().unwrap_or_default()
+            );
+            let r = &v["rewrite"];
+            if r.is_object() {
+                out.push_str(&format!(
+                    "\nrewritten: {} -> {} of table files, ratio {} -> {} ({:.1} s)",
+                    human_bytes(r["sst_bytes_before"].as_u64().unwrap_or(0)),
+                    human_bytes(r["sst_bytes_after"].as_u64().unwrap_or(0)),
+                    r["ratio_before"],
+                    r["ratio_after"],
+                    r["elapsed_ms"].as_f64().unwrap_or(0.0) / 1000.0
+                ));
+            }
+            if let Some(note) = v["note"].as_str() {
+                out.push_str(&format!("\n{note}"));
+            }
+            out
+        }
         "backup_verify" => verify_report(v),
         _ => pretty(v),
     }
@@ -242,6 +285,67 @@ fn verify_report(v: &Value) -> String {
             b["problem"].as_str().unwrap_or_default(),
             b["breaks"].as_str().unwrap_or_default()
         ));
+    }
+    out
+}
+
+/// `analyze-compression`: a line per column family (and its candidates
+/// with `--show-ratio`), then each collection's quantization levels.
+fn compression_report(v: &Value) -> String {
+    let mut out = format!(
+        "{:<10} {:<13} {:>10} {:>10} {:>7}  recommended",
+        "family", "compression", "raw", "stored", "ratio"
+    );
+    for f in v["families"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "\n{:<10} {:<13} {:>10} {:>10} {:>7}  {}",
+            f["family"].as_str().unwrap_or_default(),
+            f["compression"].as_str().unwrap_or_default(),
+            human_bytes(f["raw_bytes"].as_u64().unwrap_or(0)),
+            human_bytes(f["stored_bytes"].as_u64().unwrap_or(0)),
+            f["ratio"],
+            f["recommended"].as_str().unwrap_or("-"),
+        ));
+        for c in f["candidates"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "\n    {:<13} predicted {:>7}  {:>8} MB/s{}",
+                c["compression"].as_str().unwrap_or_default(),
+                c["predicted_ratio"],
+                c["encode_mb_s"]
+                    .as_f64()
+                    .map_or("-".to_string(), |s| s.to_string()),
+                c["note"]
+                    .as_str()
+                    .map(|n| format!("  ({n})"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    for c in v["collections"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "\n\ncollection {} ({}-dim, {}, {} vectors sampled)\n    {:<15} {:>9} {:>10}",
+            c["collection"].as_str().unwrap_or_default(),
+            c["dimension"],
+            c["storage_format"].as_str().unwrap_or_default(),
+            c["vectors_sampled"],
+            "quantization",
+            "ratio",
+            "recall@10"
+        ));
+        for q in c["candidates"].as_array().into_iter().flatten() {
+            match q["refused"].as_str() {
+                Some(why) => out.push_str(&format!(
+                    "\n    {:<15} refused: {why}",
+                    q["storage_format"].as_str().unwrap_or_default()
+                )),
+                None => out.push_str(&format!(
+                    "\n    {:<15} {:>9} {:>10}",
+                    q["storage_format"].as_str().unwrap_or_default(),
+                    q["predicted_ratio"],
+                    q["recall_at_10"]
+                )),
+            }
+        }
     }
     out
 }

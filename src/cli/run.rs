@@ -95,8 +95,10 @@ pub fn main() -> ExitCode {
     crate::tls::install_crypto_provider();
     match dispatch(config.as_deref(), parsed) {
         Ok(out) => {
-            if !out.is_empty() {
-                println!("{out}");
+            use std::io::Write as _;
+            // A closed pipe (`… | head`) ends the output, not in a panic.
+            if !out.is_empty() && writeln!(std::io::stdout(), "{out}").is_err() {
+                return ExitCode::from(141);
             }
             ExitCode::SUCCESS
         }

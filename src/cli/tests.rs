@@ -135,6 +135,27 @@ fn every_operation_has_a_command_whose_flags_the_daemon_accepts() {
         &["wal", "replay", "--from-sequence", "3"],
         &["schedule", "list"],
         &["check", "--verify-integrity"],
+        &[
+            "compress",
+            "--type",
+            "kv",
+            "--algorithm",
+            "zstd",
+            "--level",
+            "9",
+            "--dictionary",
+            "--rewrite",
+        ],
+        &[
+            "analyze-compression",
+            "--show-ratio",
+            "--type",
+            "vectors",
+            "--collection",
+            "c",
+            "--sample-mb",
+            "8",
+        ],
         &["maintenance", "status"],
     ];
     let mut seen = std::collections::BTreeSet::new();

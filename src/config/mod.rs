@@ -17,6 +17,12 @@ use crate::error::{Error, Result};
 
 mod access;
 mod bus;
+mod compression;
+
+pub use compression::{
+    Algorithm, CompressionConfig, CompressionSpec, StoreCompression, DEFAULT_ZSTD_LEVEL,
+    DICT_BYTES, DICT_TRAIN_BYTES, ZSTD_LEVELS,
+};
 
 pub use access::{AuthConfig, Secret, TlsConfig, TokenConfig, MIN_TOKEN_CHARS};
 pub use bus::{BusConfig, ExternalTarget};
@@ -66,6 +72,9 @@ pub struct Config {
     pub bus: BusConfig,
     /// Backups to object storage.
     pub backup: BackupConfig,
+    /// Block compression of each data type (when `rocksdb.compression =
+    /// "per-type"`); `compress` changes it at runtime.
+    pub compression: CompressionConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -129,9 +138,11 @@ impl Default for CdcConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RocksdbConfig {
-    /// Block compression of SST files: `zstd`, `lz4` or `none`.
+    /// Block compression of SST files: `per-type` (each column family as
+    /// `[compression]` says) or one spec for all (`zstd`, `zstd:9`, `lz4`,
+    /// `snappy`, `none`).
     pub compression: String,
-    /// zstd level (1..=19) when `compression = "zstd"`.
+    /// zstd level (1..=19) when `compression = "zstd"` names no level.
     pub zstd_level: i32,
     /// Memtable size per column family, MiB.
     pub write_buffer_size_mb: usize,
@@ -200,6 +211,7 @@ impl Default for Config {
             tls: None,
             bus: BusConfig::default(),
             backup: BackupConfig::default(),
+            compression: CompressionConfig::default(),
         }
     }
 }
@@ -207,7 +219,7 @@ impl Default for Config {
 impl Default for RocksdbConfig {
     fn default() -> Self {
         RocksdbConfig {
-            compression: "zstd".to_string(),
+            compression: "per-type".to_string(),
             zstd_level: 3,
             write_buffer_size_mb: 64,
             max_write_buffer_number: 4,
@@ -279,34 +291,6 @@ impl std::fmt::Display for SyncPolicy {
     }
 }
 
-/// Compression choice, validated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    Zstd,
-    Lz4,
-    None,
-}
-
-impl Compression {
-    pub fn parse(s: &str) -> Result<Compression> {
-        match s {
-            "zstd" => Ok(Compression::Zstd),
-            "lz4" => Ok(Compression::Lz4),
-            "none" => Ok(Compression::None),
-            other => Err(Error::invalid(format!(
-                "rocksdb.compression = {other:?}: expected \"zstd\", \"lz4\" or \"none\""
-            ))),
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Compression::Zstd => "zstd",
-            Compression::Lz4 => "lz4",
-            Compression::None => "none",
-        }
-    }
-}
-
 /// Values given on the command line; `None` leaves the lower layers alone.
 #[derive(Debug, Default, Clone, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -350,7 +334,8 @@ impl Config {
     /// Check every value that can be wrong; the message names the key.
     pub fn validate(&self) -> Result<()> {
         SyncPolicy::parse(&self.sync)?;
-        Compression::parse(&self.rocksdb.compression)?;
+        self.store_compression()?;
+        self.compression.validate()?;
         let addr = self.listen.parse::<std::net::SocketAddr>().map_err(|e| {
             Error::invalid(format!(
                 "listen = {:?}: not a socket address HOST:PORT ({e})",
@@ -433,8 +418,22 @@ impl Config {
         SyncPolicy::parse(&self.sync).unwrap_or(SyncPolicy::Always)
     }
 
-    pub fn compression(&self) -> Compression {
-        Compression::parse(&self.rocksdb.compression).unwrap_or(Compression::Zstd)
+    fn store_compression(&self) -> Result<StoreCompression> {
+        StoreCompression::parse(&self.rocksdb.compression, self.rocksdb.zstd_level)
+    }
+
+    /// The configured compression of a column family: `rocksdb.compression`
+    /// when it names one spec for all, else its `[compression]` entry
+    /// (validated at load; an invalid one falls back to lz4).
+    pub fn compression_of(&self, family: &str) -> CompressionSpec {
+        match self.store_compression() {
+            Ok(StoreCompression::All(spec)) => spec,
+            _ => self
+                .compression
+                .raw(family)
+                .and_then(|s| CompressionSpec::parse(s).ok())
+                .unwrap_or(CompressionSpec::of(Algorithm::Lz4)),
+        }
     }
 
     /// A commented example configuration (written by `init`).
@@ -471,6 +470,7 @@ mod tests {
         let c = Config::load_from(Some(&p), &Overrides::default(), env_none()).unwrap();
         assert_eq!(c.rocksdb, RocksdbConfig::default());
         assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.compression, CompressionConfig::default());
     }
 
     #[test]

@@ -24,6 +24,7 @@
 
 mod background;
 pub mod batch;
+pub mod compression;
 mod history;
 pub mod indexes;
 mod kv;
@@ -41,7 +42,7 @@ pub use slot::{EngineSlot, Pass, Quiesced};
 pub use stats::{CfStats, Counters, StoreMemory, StoreStats};
 pub use vectors::{
     CollectionInfo, Hit, Metric, Originals, SearchOut, SearchRequest, Storage, VectorFormat,
-    VectorInput, VectorOut, DEFAULT_CALIBRATION_SAMPLE, MAX_K,
+    VectorInput, VectorOut, VectorSample, DEFAULT_CALIBRATION_SAMPLE, MAX_K,
 };
 
 use std::path::{Path, PathBuf};
@@ -52,7 +53,7 @@ use std::time::Instant;
 use rocksdb::{ColumnFamily, Options, WriteBatch, WriteOptions, DB};
 
 use crate::clock::Clock;
-use crate::config::{Compression, Config, Limits, SyncPolicy};
+use crate::config::{Config, Limits, SyncPolicy};
 use crate::error::{Error, Result};
 
 /// The column families, in creation order.
@@ -110,7 +111,10 @@ pub struct Engine {
     memory: options::LiveMemory,
     path: PathBuf,
     sync: SyncPolicy,
-    compression: Compression,
+    /// The block compression of each column family.
+    compression: compression::Specs,
+    /// SST data block size, bytes (`rocksdb.block-size-kb`).
+    block_size: usize,
     limits: Limits,
     clock: Arc<dyn Clock>,
     counters: Counters,
@@ -166,7 +170,8 @@ impl Engine {
             memory,
             path,
             sync: config.sync_policy(),
-            compression: config.compression(),
+            compression: compression::Specs::from_config(config),
+            block_size: config.rocksdb.block_size_kb * 1024,
             limits: config.limits.clone(),
             clock,
             counters: Counters::default(),
@@ -186,6 +191,7 @@ impl Engine {
             None => return Err(Error::internal("engine shared before it was opened")),
         }
         engine.check_schema()?;
+        engine.apply_compression()?;
         let history = engine.load_history()?;
         match Arc::get_mut(&mut engine) {
             Some(e) => e.history = history,
@@ -255,6 +261,10 @@ impl Engine {
     }
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+    /// SST data block size, bytes.
+    pub fn block_size(&self) -> usize {
+        self.block_size
     }
     pub fn limits(&self) -> &Limits {
         &self.limits

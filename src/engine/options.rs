@@ -7,14 +7,14 @@
 use std::path::Path;
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, MergeOperands, Options,
-    WriteBufferManager, DB,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, MergeOperands, Options, WriteBufferManager,
+    DB,
 };
 
 use super::Cf;
 use crate::clock::{Clock, SystemClock};
 use crate::codec;
-use crate::config::{Compression, Config};
+use crate::config::Config;
 use crate::error::{Error, Result};
 
 /// Sum of u64 little-endian counters: the `sys` merge operator.
@@ -67,14 +67,7 @@ fn cf_options(config: &Config, cache: &Cache, cf: Cf) -> Options {
     opts.set_write_buffer_size(r.write_buffer_size_mb * 1024 * 1024);
     opts.set_max_write_buffer_number(r.max_write_buffer_number);
     opts.set_target_file_size_base(r.target_file_size_mb * 1024 * 1024);
-    match config.compression() {
-        Compression::Zstd => {
-            opts.set_compression_type(DBCompressionType::Zstd);
-            opts.set_compression_options(-14, r.zstd_level, 0, 0);
-        }
-        Compression::Lz4 => opts.set_compression_type(DBCompressionType::Lz4),
-        Compression::None => opts.set_compression_type(DBCompressionType::None),
-    }
+    super::compression::set_open_options(&mut opts, &config.compression_of(cf.name()));
     match cf {
         Cf::Memory => {
             opts.set_compaction_filter("ruvector-ttl", ttl_filter);

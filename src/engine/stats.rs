@@ -28,6 +28,10 @@ pub struct CfStats {
     pub sst_bytes: u64,
     pub live_data_bytes: u64,
     pub memtable_bytes: u64,
+    /// Keys and values of its table files as written, and their data
+    /// blocks as stored (see [`super::compression::Figures`]).
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
 }
 
 /// A point-in-time summary of the store.
@@ -35,7 +39,8 @@ pub struct CfStats {
 pub struct StoreStats {
     pub path: String,
     pub sync: String,
-    pub compression: String,
+    /// The block compression of each column family (`compress` sets it).
+    pub compression: std::collections::BTreeMap<&'static str, String>,
     pub latest_sequence: u64,
     pub size_bytes: u64,
     pub disk_bytes: u64,
@@ -110,12 +115,15 @@ impl Engine {
     pub fn stats(&self) -> StoreStats {
         let column_families: Vec<CfStats> = Cf::ALL
             .iter()
-            .map(|cf| CfStats {
+            .map(|cf| (cf, self.compression_figures(*cf)))
+            .map(|(cf, f)| CfStats {
                 name: cf.name(),
                 estimate_num_keys: self.prop(*cf, "rocksdb.estimate-num-keys"),
                 sst_bytes: self.prop(*cf, "rocksdb.total-sst-files-size"),
                 live_data_bytes: self.prop(*cf, "rocksdb.estimate-live-data-size"),
                 memtable_bytes: self.prop(*cf, "rocksdb.cur-size-all-mem-tables"),
+                raw_bytes: f.raw_bytes,
+                stored_bytes: f.stored_bytes,
             })
             .collect();
         let size_bytes = column_families
@@ -125,7 +133,10 @@ impl Engine {
         StoreStats {
             path: self.path.display().to_string(),
             sync: self.sync.to_string(),
-            compression: self.compression.as_str().to_string(),
+            compression: Cf::ALL
+                .iter()
+                .map(|cf| (cf.name(), self.compression_of(*cf).0.to_string()))
+                .collect(),
             latest_sequence: self.db.latest_sequence_number(),
             size_bytes,
             disk_bytes: crate::fs::dir_size(&self.path),

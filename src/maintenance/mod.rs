@@ -1,7 +1,9 @@
 //! Maintenance of the live store, run by the compaction actor one job at a
-//! time: today the integrity check (`check [--verify-integrity]`).
+//! time: the integrity check (`check [--verify-integrity]`) and
+//! compression (`compress`, `analyze-compression`).
 //! Compaction, GC, vacuum and quotas join it here.
 
+pub mod compression;
 pub mod integrity;
 pub mod params;
 mod service;

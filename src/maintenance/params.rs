@@ -18,3 +18,51 @@ pub struct CheckParams {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, Args)]
 #[serde(deny_unknown_fields)]
 pub struct StatusParams {}
+
+/// Set a data type's block compression: new table files use it at once, the existing ones after --rewrite (a full compaction of that column family, as a job with progress). Kept across restarts. Without --algorithm, --rewrite applies the current one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, Args)]
+#[serde(deny_unknown_fields)]
+pub struct CompressParams {
+    /// The data type (column family): vectors, originals, metadata, kv, memory, indexes or sys.
+    #[serde(rename = "type")]
+    #[arg(long = "type")]
+    pub data_type: String,
+    /// zstd, lz4, snappy or none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(long)]
+    pub algorithm: Option<String>,
+    /// zstd level, 1 to 19 (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(long, allow_negative_numbers = true)]
+    pub level: Option<i32>,
+    /// Compress the bottommost level (most of the data) with zstd and a dictionary trained per table file.
+    #[serde(default)]
+    #[arg(long)]
+    pub dictionary: bool,
+    /// Rewrite the existing table files with it now.
+    #[serde(default)]
+    #[arg(long)]
+    pub rewrite: bool,
+}
+
+/// Per column family: raw and stored bytes of its table files, the ratio and the compression; measured on a sample, what each candidate would store (none, snappy, lz4, zstd 1/3/9/19, with and without a dictionary) and how fast it encodes, and for each collection every quantization level with its recall@10 against exact f32 search on the sample.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, Args)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyzeCompressionParams {
+    /// List every candidate's predicted ratio and encode speed (else only the recommended one).
+    #[serde(default, alias = "show-ratio")]
+    #[arg(long)]
+    pub show_ratio: bool,
+    /// One data type only (a column family name).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[arg(long = "type")]
+    pub data_type: Option<String>,
+    /// One collection only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(long)]
+    pub collection: Option<String>,
+    /// Raw bytes sampled per column family, MiB (1 to 256; default 4).
+    #[serde(default, alias = "sample-mb", skip_serializing_if = "Option::is_none")]
+    #[arg(long)]
+    pub sample_mb: Option<u64>,
+}

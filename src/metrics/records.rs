@@ -32,7 +32,8 @@ fn round(v: f64, decimals: i32) -> f64 {
 pub struct VectorStorageRecord {
     pub vectors_stored: u64,
     pub storage_format: &'static str,
-    pub compression: String,
+    /// The block compression of each data type.
+    pub compression: std::collections::BTreeMap<&'static str, String>,
     pub size_bytes: u64,
     pub compression_ratio: f64,
     /// MB/s written to the store since the previous tick.

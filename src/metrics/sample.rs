@@ -168,27 +168,12 @@ impl Sample {
     }
 }
 
-/// Parse `rocksdb.aggregated-table-properties` (`name=value; …`).
-fn table_prop(text: &str, name: &str) -> u64 {
-    text.split(';')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| k.trim() == name)
-        .and_then(|(_, v)| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn vector_figures(engine: &Engine, stats: &StoreStats) -> VectorFigures {
-    let mut raw = 0u64;
-    let mut data = 0u64;
-    for cf in [Cf::Vectors, Cf::Metadata] {
-        if let Ok(Some(text)) = engine
-            .db()
-            .property_value_cf(engine.cf(cf), "rocksdb.aggregated-table-properties")
-        {
-            raw += table_prop(&text, "raw key size") + table_prop(&text, "raw value size");
-            data += table_prop(&text, "data block size");
-        }
-    }
+    let (raw, data) = stats
+        .column_families
+        .iter()
+        .filter(|c| c.name == Cf::Vectors.name() || c.name == Cf::Metadata.name())
+        .fold((0, 0), |(r, d), c| (r + c.raw_bytes, d + c.stored_bytes));
     let sum = |name: &str, f: fn(&CfStats) -> u64| {
         stats
             .column_families
@@ -277,15 +262,6 @@ mod tests {
     use super::testutil::FakeDisk;
     use super::*;
     use crate::clock::ManualClock;
-
-    #[test]
-    fn parses_aggregated_table_properties() {
-        let t = "# data blocks=3; # entries=10; raw key size=120; raw value size=4000; data block size=2100; index block size (user-key? 1, delta-value? 1)=50";
-        assert_eq!(table_prop(t, "raw key size"), 120);
-        assert_eq!(table_prop(t, "raw value size"), 4000);
-        assert_eq!(table_prop(t, "data block size"), 2100);
-        assert_eq!(table_prop(t, "missing"), 0);
-    }
 
     #[test]
     fn a_sample_reads_the_disk_it_is_given_and_the_board() {

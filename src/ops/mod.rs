@@ -371,6 +371,10 @@ ops! {
     Maintenance(async crate::maintenance::Service) => MaintenanceOp {
         StorageCheck(maintenance::CheckParams) => "storage_check", cli ["check"], ReadOnly,
             |_| Access::Admin;
+        StorageCompress(maintenance::CompressParams) => "storage_compress", cli ["compress"], Write,
+            |_| Access::Admin;
+        AnalyzeCompression(maintenance::AnalyzeCompressionParams) => "analyze_compression", cli ["analyze-compression"], ReadOnly,
+            |_| Access::Admin;
         MaintenanceStatus(maintenance::StatusParams) => "maintenance_status", cli ["maintenance", "status"], ReadOnly,
             |_| Access::Admin;
     }
@@ -421,6 +425,8 @@ jobs!(crate::backup::Service {
 
 jobs!(crate::maintenance::Service {
     maintenance::CheckParams => |p, s| s.check(p);
+    maintenance::CompressParams => |p, s| s.compress(p);
+    maintenance::AnalyzeCompressionParams => |p, s| s.analyze_compression(p);
     maintenance::StatusParams => |_p, s| s.status();
 });
 

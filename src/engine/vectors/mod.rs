@@ -18,7 +18,7 @@ mod tests;
 
 pub use collections::{CollectionInfo, Metric, Originals, Storage, DEFAULT_CALIBRATION_SAMPLE};
 pub use input::VectorInput;
-pub use quantized::Quantizers;
+pub use quantized::{Quantizers, VectorSample};
 pub use search::{Hit, SearchCache, SearchOut, SearchRequest, MAX_K};
 
 use std::collections::HashMap;

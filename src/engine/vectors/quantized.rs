@@ -189,3 +189,40 @@ impl Engine {
         Ok(calibrated)
     }
 }
+
+/// Vectors of a collection as f32 (the kept originals where there are,
+/// else the stored values decoded), with their keys: what
+/// `analyze-compression` measures quantization on.
+#[derive(Debug, Default)]
+pub struct VectorSample {
+    pub keys: Vec<Vec<u8>>,
+    pub vectors: Vec<Vec<f32>>,
+}
+
+impl Engine {
+    /// Up to `max` vectors of `info`'s collection, in key order.
+    pub fn vector_sample(&self, info: &CollectionInfo, max: usize) -> Result<VectorSample> {
+        let mut out = VectorSample::default();
+        let mut it = self.group_iter(Cf::Vectors, &group_prefix(&info.name));
+        while it.valid() && out.keys.len() < max {
+            let (Some(key), Some(value)) = (it.key(), it.value()) else {
+                break;
+            };
+            let original = match (value.first(), info.originals) {
+                (Some(&c), Originals::Keep) if c == Codec::Quantized as u8 => {
+                    self.get(Cf::Originals, key)?
+                }
+                _ => None,
+            };
+            let floats = match original {
+                Some(v) => codec::f32_from_le(codec::expect(&v, Codec::F32Le)?)?,
+                None => self.decode_vector(&info.name, value)?,
+            };
+            out.keys.push(key.to_vec());
+            out.vectors.push(floats);
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+}
