@@ -162,3 +162,133 @@ async fn a_calibration_killed_midway_loses_nothing_and_completes_later() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["results"][0]["id"], "v007", "{out}");
 }
+
+/// Poll `collection_list` until `q` is `quantization` with no re-encode
+/// pending; returns its entry.
+async fn settled(c: &ruvector_storage::client::Client, quantization: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Ok(list) = c.call("collection_list", json!({})).await {
+            let q = list["collections"][0].clone();
+            if q["quantization"] == quantization && q.get("reencode").is_none() {
+                return q;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the re-encode to {quantization} never finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_encode_killed_midway_resumes_at_restart_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let dim = 16;
+    let n = 1200;
+    let d = start_with(
+        dir.path(),
+        &[("RUVECTOR_STORAGE_CRASH_AT", "reencode:before-write")],
+        &[],
+    );
+    let c = d.client();
+    ok(
+        &c,
+        "collection_create",
+        json!({"name": "q", "dimension": dim}),
+    )
+    .await;
+    for from in (0..n).step_by(300) {
+        ok(&c, "vector_upsert", batch(from, 300, dim)).await;
+    }
+    // Bad requests say what and why.
+    for (params, says) in [
+        (json!({"collection": "q"}), "give --quantization"),
+        (json!({"quantization": "int8"}), "give --collection"),
+        (
+            json!({"collection": "q", "quantization": "int8", "algorithm": "zstd"}),
+            "applies to a whole data type",
+        ),
+        (
+            json!({"collection": "q", "quantization": "none"}),
+            "already none",
+        ),
+        (
+            json!({"collection": "nope", "quantization": "int8"}),
+            "does not exist",
+        ),
+    ] {
+        let (_, message) = err(&c, "storage_compress", params.clone()).await;
+        assert!(message.contains(says), "{params}: {message}");
+    }
+    // The job's first step dies before its batch is written.
+    let _ = c
+        .call(
+            "storage_compress",
+            json!({"collection": "q", "quantization": "int8"}),
+        )
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while c.call("system_health", json!({})).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the crash point was never reached"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    d.kill9();
+
+    // Restarted, the daemon finishes the job on its own.
+    let d = start(dir.path());
+    let c = d.client();
+    let q = settled(&c, "int8").await;
+    assert_eq!(q["vectors"], n, "{q}");
+    let got = ok(
+        &c,
+        "vector_get",
+        json!({"collection": "q", "ids": ids(n), "encoding": "raw"}),
+    )
+    .await;
+    let generations: std::collections::BTreeSet<String> = got["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["calibration"].to_string())
+        .collect();
+    assert_eq!(
+        generations.len(),
+        1,
+        "every vector in one generation: {generations:?}"
+    );
+    let got = ok(&c, "vector_get", json!({"collection": "q", "ids": ids(n)})).await;
+    for (i, v) in got["vectors"].as_array().unwrap().iter().enumerate() {
+        let floats: Vec<f32> = serde_json::from_value(v["vector"].clone()).unwrap();
+        let err = floats
+            .iter()
+            .zip(vector(i, dim))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(err < 0.02, "v{i:03} decodes within int8 steps: {err}");
+    }
+
+    // The CLI: waiting, and reporting what it did.
+    let (code, out, e) = cli(&[
+        "compress",
+        "--collection",
+        "q",
+        "--quantization",
+        "int4",
+        "--wait",
+        "--connect",
+        &d.url,
+    ]);
+    assert_eq!(code, 0, "{e}");
+    assert!(
+        out.contains("int8 -> int4") && out.contains(&format!("{n} vectors")),
+        "{out}"
+    );
+    settled(&c, "int4").await;
+    let status = ok(&c, "maintenance_status", json!({})).await;
+    assert_eq!(status["last"]["files_done"], n, "{status}");
+}

@@ -37,6 +37,13 @@ impl Actor for CompactionActor {
 
     fn started(&mut self, _: &mut Context<Self>) {
         self.board.set_state("compaction", "running");
+        // A re-encode the daemon stopped in the middle of goes on.
+        let service = self.service.clone();
+        actix::spawn(async move {
+            if let Err(e) = service.resume_reencodes().await {
+                tracing::warn!(error = %e, "cannot resume the pending re-encodes");
+            }
+        });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {

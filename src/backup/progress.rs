@@ -70,6 +70,11 @@ impl Progress {
         self.bytes_done.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// `n` more items done (vectors of a re-encode).
+    pub fn advance_items(&self, n: u64) {
+        self.files_done.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Bytes done within the current file (a long read reports as it goes).
     pub fn add_bytes(&self, bytes: u64) {
         self.bytes_done.fetch_add(bytes, Ordering::Relaxed);

@@ -183,6 +183,23 @@ pub fn render(conn: &Conn, method: &str, v: &Value, detailed: bool) -> String {
         }
         "storage_check" => check_report(v),
         "analyze_compression" => compression_report(v),
+        "storage_compress" if v.get("collection").is_some() => match v["job"].as_str() {
+            Some(state) => format!(
+                "{}: {} -> {} {state}\n{}",
+                v["collection"].as_str().unwrap_or_default(),
+                v["from"].as_str().unwrap_or_default(),
+                v["to"].as_str().unwrap_or_default(),
+                v["note"].as_str().unwrap_or_default()
+            ),
+            None => format!(
+                "{}: {} -> {}, {} vectors re-encoded ({:.1} s)",
+                v["collection"].as_str().unwrap_or_default(),
+                v["from"].as_str().unwrap_or_default(),
+                v["to"].as_str().unwrap_or_default(),
+                v["reencoded"],
+                v["elapsed_ms"].as_f64().unwrap_or(0.0) / 1000.0
+            ),
+        },
         "storage_compress" => {
             let mut out = format!(
                 "{}: {} (was {})",

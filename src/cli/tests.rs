@@ -157,6 +157,16 @@ fn every_operation_has_a_command_whose_flags_the_daemon_accepts() {
             "8",
         ],
         &["maintenance", "status"],
+        &["maintenance", "cancel"],
+        &[
+            "compress",
+            "--collection",
+            "c",
+            "--quantization",
+            "int8",
+            "--wait",
+        ],
+        &["compress", "--collection", "c", "--recalibrate"],
     ];
     let mut seen = std::collections::BTreeSet::new();
     for args in cases {

@@ -41,8 +41,8 @@ pub(crate) use options::{descriptors, open_read_only};
 pub use slot::{EngineSlot, Pass, Quiesced};
 pub use stats::{CfStats, Counters, StoreMemory, StoreStats};
 pub use vectors::{
-    CollectionInfo, Hit, Metric, Originals, SearchOut, SearchRequest, Storage, VectorFormat,
-    VectorInput, VectorOut, VectorSample, DEFAULT_CALIBRATION_SAMPLE, MAX_K,
+    CollectionInfo, Hit, Metric, Originals, ReEncode, SearchOut, SearchRequest, Step, Storage,
+    VectorFormat, VectorInput, VectorOut, VectorSample, DEFAULT_CALIBRATION_SAMPLE, MAX_K,
 };
 
 use std::path::{Path, PathBuf};

@@ -6,6 +6,7 @@
 pub mod compression;
 pub mod integrity;
 pub mod params;
+pub mod reencode;
 mod service;
 
 pub use service::Service;

@@ -14,19 +14,40 @@ pub struct CheckParams {
     pub verify_integrity: bool,
 }
 
+/// Stop the running maintenance job (a rewrite stops between ranges, a re-encode between batches and resumes later).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, Args)]
+#[serde(deny_unknown_fields)]
+pub struct CancelParams {}
+
 /// The running maintenance job (phase, bytes done of total) and the last one's result.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, Args)]
 #[serde(deny_unknown_fields)]
 pub struct StatusParams {}
 
-/// Set a data type's block compression: new table files use it at once, the existing ones after --rewrite (a full compaction of that column family, as a job with progress). Kept across restarts. Without --algorithm, --rewrite applies the current one.
+/// Set a data type's block compression: new table files use it at once, the existing ones after --rewrite (a full compaction of that column family, as a job with progress). Kept across restarts. Without --algorithm, --rewrite applies the current one. With --collection and --quantization (or --recalibrate), change how a collection's vectors are quantized: a background job re-encodes them (progress in maintenance_status, maintenance_cancel pauses it; it resumes after a restart or when the command is run again); every vector stays readable throughout.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, Args)]
 #[serde(deny_unknown_fields)]
 pub struct CompressParams {
-    /// The data type (column family): vectors, originals, metadata, kv, memory, indexes or sys.
-    #[serde(rename = "type")]
+    /// The data type (column family): vectors, originals, metadata, kv, memory, indexes or sys (vectors when --collection is given).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     #[arg(long = "type")]
-    pub data_type: String,
+    pub data_type: Option<String>,
+    /// The collection whose vectors to re-encode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(long)]
+    pub collection: Option<String>,
+    /// The collection's new format: none, f16, int8, int6, int4 or binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_enum)]
+    pub quantization: Option<crate::quant::Quantization>,
+    /// Re-derive the collection's ranges from its vectors and re-encode them.
+    #[serde(default)]
+    #[arg(long)]
+    pub recalibrate: bool,
+    /// Wait for the re-encode to finish (with a progress bar on a terminal).
+    #[serde(default)]
+    #[arg(long)]
+    pub wait: bool,
     /// zstd, lz4, snappy or none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[arg(long)]

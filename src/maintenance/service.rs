@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::compression;
 use super::integrity;
 use super::params::{AnalyzeCompressionParams, CheckParams, CompressParams};
+use super::reencode;
 use crate::backup::progress::Progress;
 use crate::clock::Clock;
 use crate::config::{Algorithm, CompressionSpec};
@@ -27,6 +28,9 @@ pub struct Service {
     busy: tokio::sync::Mutex<()>,
     /// Cancelled at shutdown; long jobs poll it.
     cancel: CancellationToken,
+    /// The running job's own token (a child of `cancel`), for
+    /// `maintenance_cancel`.
+    job: std::sync::Mutex<Option<CancellationToken>>,
 }
 
 impl Service {
@@ -43,6 +47,7 @@ impl Service {
             progress: Arc::default(),
             busy: tokio::sync::Mutex::new(()),
             cancel,
+            job: Default::default(),
         }
     }
 
@@ -97,22 +102,135 @@ impl Service {
         job: impl FnOnce(&Engine, &Progress, &dyn Fn() -> bool) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         self.progress.begin(operation);
+        let token = self.cancel.child_token();
+        *self.job.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.clone());
         let s = self.clone();
         let name = operation.to_string();
         let result = tokio::task::spawn_blocking(move || {
             let engine = s.slot.get()?;
-            let cancel = s.cancel.clone();
-            job(&engine, &s.progress, &|| cancel.is_cancelled())
+            job(&engine, &s.progress, &|| token.is_cancelled())
         })
         .await
         .unwrap_or_else(|e| Err(Error::internal(format!("{name} failed: {e}"))));
+        *self.job.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.progress.end();
         result
     }
 
-    /// `compress`: set a family's compression and/or rewrite its files.
+    /// `maintenance_cancel`.
+    pub async fn cancel_job(self: Arc<Self>) -> Result<Value> {
+        let token = self.job.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let (running, _) = self.progress.report();
+        if let Some(t) = token {
+            t.cancel();
+        }
+        Ok(json!({"cancelled": running.map(|r| r.operation)}))
+    }
+
+    /// Re-encodes left unfinished (the daemon stopped in one): run them in
+    /// the background, one after another.
+    pub async fn resume_reencodes(self: Arc<Self>) -> Result<()> {
+        let pending = self.slot.get()?.reencodes_pending()?;
+        for info in pending {
+            tracing::info!(collection = %info.name, "resuming the re-encode of a collection");
+            if let Err(e) = self.clone().run_reencode(info.name.clone()).await {
+                tracing::warn!(collection = %info.name, error = %e, "the re-encode did not finish");
+            }
+        }
+        Ok(())
+    }
+
+    async fn run_reencode(self: Arc<Self>, collection: String) -> Result<Value> {
+        let _busy = self.busy.lock().await;
+        let operation = format!("re-encode {collection}");
+        let result = self
+            .clone()
+            .blocking(&operation, move |engine, progress, cancelled| {
+                reencode::run(engine, &collection, progress, cancelled)
+            })
+            .await;
+        match &result {
+            Err(e) if e.kind != crate::error::ErrorKind::Cancelled => self
+                .board
+                .record_error("compaction", &format!("{operation}: {e}")),
+            _ => {}
+        }
+        Ok(json!(result?))
+    }
+
+    /// `compress --collection C --quantization Q | --recalibrate`: start
+    /// (or resume) the re-encode; with `wait`, until it ends.
+    async fn reencode(self: Arc<Self>, p: CompressParams) -> Result<Value> {
+        let Some(collection) = p.collection.clone() else {
+            return Err(Error::invalid(
+                "quantization and recalibrate apply to a collection: give --collection",
+            ));
+        };
+        if p.data_type
+            .as_deref()
+            .is_some_and(|t| t != "vectors" && t != "vector")
+        {
+            return Err(Error::invalid(
+                "quantization applies to vectors: --type vectors (or leave --type out)",
+            ));
+        }
+        if p.algorithm.is_some() || p.level.is_some() || p.dictionary || p.rewrite {
+            return Err(Error::invalid(
+                "block compression (--algorithm, --level, --dictionary, --rewrite) applies to a whole data type; run it as its own command, without --collection",
+            ));
+        }
+        let engine = self.slot.get()?;
+        let info = engine
+            .collection_get(&collection)?
+            .ok_or_else(|| Error::not_found(format!("collection {collection:?} does not exist")))?;
+        let target = match (p.quantization, p.recalibrate) {
+            (None, false) => {
+                return Err(Error::invalid(
+                    "give --quantization (none, f16, int8, int6, int4, binary) or --recalibrate",
+                ))
+            }
+            (Some(q), true) if q != info.quantization => {
+                return Err(Error::invalid(format!(
+                    "recalibrate keeps the collection's format ({}); to change it to {q}, give --quantization alone",
+                    info.quantization
+                )))
+            }
+            (Some(q), _) => q,
+            (None, true) => info.quantization,
+        };
+        let recalibrate = p.recalibrate;
+        let name = collection.clone();
+        let started =
+            tokio::task::spawn_blocking(move || engine.reencode_start(&name, target, recalibrate))
+                .await
+                .map_err(|e| Error::internal(format!("starting the re-encode: {e}")))??;
+        let job = tokio::task::spawn_local(self.clone().run_reencode(collection.clone()));
+        if p.wait {
+            return job
+                .await
+                .map_err(|e| Error::internal(format!("the re-encode: {e}")))?;
+        }
+        Ok(json!({
+            "collection": collection,
+            "from": started.reencode.as_ref().map(|r| r.from),
+            "to": started.quantization,
+            "job": "started",
+            "note": "the vectors are re-encoded in the background (maintenance_status shows progress, maintenance_cancel pauses it); each stays readable throughout",
+        }))
+    }
+
+    /// `compress`: set a family's compression and/or rewrite its files; or
+    /// with a collection, change its quantization.
     pub async fn compress(self: Arc<Self>, p: CompressParams) -> Result<Value> {
-        let cf = family_of_type(&p.data_type)?;
+        if p.collection.is_some() || p.quantization.is_some() || p.recalibrate {
+            return self.reencode(p).await;
+        }
+        let Some(data_type) = p.data_type.as_deref() else {
+            return Err(Error::invalid(
+                "give --type (vectors, originals, metadata, kv, memory, indexes, sys), or                  --collection with --quantization",
+            ));
+        };
+        let cf = family_of_type(data_type)?;
         let spec = match &p.algorithm {
             Some(a) => Some(CompressionSpec::new(
                 Algorithm::parse(a)?,
@@ -126,7 +244,7 @@ impl Service {
             }
             None if !p.rewrite => {
                 return Err(Error::invalid(
-                    "nothing to do: give --algorithm to change the compression, --rewrite to                      apply it to the existing files, or both",
+                    "nothing to do: give --algorithm to change the compression, --rewrite to apply it to the existing files, or both",
                 ))
             }
             None => None,

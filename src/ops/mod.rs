@@ -375,6 +375,8 @@ ops! {
             |_| Access::Admin;
         AnalyzeCompression(maintenance::AnalyzeCompressionParams) => "analyze_compression", cli ["analyze-compression"], ReadOnly,
             |_| Access::Admin;
+        MaintenanceCancel(maintenance::CancelParams) => "maintenance_cancel", cli ["maintenance", "cancel"], Write,
+            |_| Access::Admin;
         MaintenanceStatus(maintenance::StatusParams) => "maintenance_status", cli ["maintenance", "status"], ReadOnly,
             |_| Access::Admin;
     }
@@ -427,6 +429,7 @@ jobs!(crate::maintenance::Service {
     maintenance::CheckParams => |p, s| s.check(p);
     maintenance::CompressParams => |p, s| s.compress(p);
     maintenance::AnalyzeCompressionParams => |p, s| s.analyze_compression(p);
+    maintenance::CancelParams => |_p, s| s.cancel_job();
     maintenance::StatusParams => |_p, s| s.status();
 });
 

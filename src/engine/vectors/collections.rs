@@ -103,6 +103,9 @@ pub struct CollectionInfo {
     pub calibration: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub vectors: Option<u64>,
+    /// A change of quantization in progress (see `reencode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reencode: Option<super::reencode::ReEncode>,
 }
 
 fn check_collection_name(name: &str) -> Result<()> {
@@ -123,6 +126,13 @@ fn check_collection_name(name: &str) -> Result<()> {
 }
 
 impl CollectionInfo {
+    /// Whether upserts and deletes must take the schema lock: while the
+    /// collection waits for its calibration, or is being re-encoded, whose
+    /// steps read and rewrite its vectors (see `quantized`, `reencode`).
+    pub(super) fn guarded(&self) -> bool {
+        (self.quantization.calibrated() && self.calibration.is_none()) || self.reencode.is_some()
+    }
+
     pub fn storage(&self) -> Storage {
         Storage {
             quantization: self.quantization,
@@ -198,6 +208,7 @@ impl Engine {
             calibration_sample: storage.calibration_sample,
             calibration: None,
             vectors: None,
+            reencode: None,
         };
         let mut batch = WriteBatch::default();
         if q != Quantization::None && !q.calibrated() {
@@ -275,7 +286,7 @@ impl Engine {
     }
 
     /// Every collection's descriptor (without counts).
-    fn collection_descriptors(&self) -> Result<Vec<CollectionInfo>> {
+    pub(super) fn collection_descriptors(&self) -> Result<Vec<CollectionInfo>> {
         let mut out = Vec::new();
         let iter = self
             .db()

@@ -9,16 +9,20 @@
 mod collections;
 mod input;
 mod quantized;
+mod reencode;
 mod search;
 
 #[cfg(test)]
 mod quant_tests;
+#[cfg(test)]
+mod reencode_tests;
 #[cfg(test)]
 mod tests;
 
 pub use collections::{CollectionInfo, Metric, Originals, Storage, DEFAULT_CALIBRATION_SAMPLE};
 pub use input::VectorInput;
 pub use quantized::{Quantizers, VectorSample};
+pub use reencode::{ReEncode, Step};
 pub use search::{Hit, SearchCache, SearchOut, SearchRequest, MAX_K};
 
 use std::collections::HashMap;
@@ -101,11 +105,10 @@ impl Engine {
         // A collection waiting for its calibration takes the schema lock,
         // so its f32 vectors and the calibration that re-encodes them do
         // not interleave (see `quantized`).
-        let waiting = |i: &CollectionInfo| i.quantization.calibrated() && i.calibration.is_none();
-        let ddl = if waiting(&info) {
+        let ddl = if info.guarded() {
             let guard = self.ddl_lock.lock().unwrap_or_else(|p| p.into_inner());
             info = self.collection_required(collection)?;
-            waiting(&info).then_some(guard)
+            info.guarded().then_some(guard)
         } else {
             None
         };
@@ -255,9 +258,10 @@ impl Engine {
     /// Delete vectors (and their metadata) atomically; returns how many existed.
     pub fn vector_delete(&self, collection: &str, ids: &[String]) -> Result<usize> {
         let info = self.collection_required(collection)?;
-        // Not between a calibration's read and its write, which would put
-        // a deleted vector back (see `quantized`).
-        let _ddl = (info.quantization.calibrated() && info.calibration.is_none())
+        // Not between a calibration's (or a re-encode step's) read and its
+        // write, which would put a deleted vector back.
+        let _ddl = info
+            .guarded()
             .then(|| self.ddl_lock.lock().unwrap_or_else(|p| p.into_inner()));
         self.check_batch_len("ids", ids.len())?;
         for (i, id) in ids.iter().enumerate() {

@@ -9,7 +9,7 @@ use crate::quant::Quantization;
 use serde_json::json;
 
 /// Deterministic pseudo-random vectors in [-1, 1).
-fn vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+pub(super) fn vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
     let mut x = seed | 1;
     (0..n)
         .map(|_| {
@@ -25,7 +25,7 @@ fn vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
         .collect()
 }
 
-fn upsert(e: &Engine, c: &str, from: usize, vs: &[Vec<f32>]) {
+pub(super) fn upsert(e: &Engine, c: &str, from: usize, vs: &[Vec<f32>]) {
     let items: Vec<VectorInput> = vs
         .iter()
         .enumerate()
@@ -36,13 +36,19 @@ fn upsert(e: &Engine, c: &str, from: usize, vs: &[Vec<f32>]) {
     e.vector_upsert(c, &items).unwrap();
 }
 
-fn create(e: &Engine, name: &str, dim: usize, metric: Metric, storage: Storage) -> CollectionInfo {
+pub(super) fn create(
+    e: &Engine,
+    name: &str,
+    dim: usize,
+    metric: Metric,
+    storage: Storage,
+) -> CollectionInfo {
     e.collection_create_with(name, dim, metric, storage)
         .unwrap()
         .0
 }
 
-fn storage(q: Quantization, originals: Originals, sample: usize) -> Storage {
+pub(super) fn storage(q: Quantization, originals: Originals, sample: usize) -> Storage {
     Storage {
         quantization: q,
         originals,
@@ -51,7 +57,7 @@ fn storage(q: Quantization, originals: Originals, sample: usize) -> Storage {
 }
 
 /// The codec bytes of every stored value of a collection.
-fn codecs(e: &Engine, c: &str) -> Vec<u8> {
+pub(super) fn codecs(e: &Engine, c: &str) -> Vec<u8> {
     let prefix = crate::engine::group_prefix(c);
     e.db()
         .prefix_iterator_cf(e.cf(Cf::Vectors), &prefix)

@@ -69,6 +69,15 @@ impl Engine {
         Ok(q)
     }
 
+    /// Drop the cached records of `collection` (after some were deleted).
+    pub(super) fn forget_quantizers(&self, collection: &str) {
+        self.quantizers
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(name, _), _| name != collection);
+    }
+
     /// The quantizer new vectors of `info` are encoded with, if any yet.
     pub(super) fn current_quantizer(
         &self,
@@ -125,7 +134,10 @@ impl Engine {
     /// binary collection without ranges that now holds its sample,
     /// calibrate it. Returns the descriptor as it is afterwards.
     pub(super) fn calibrate_if_due(&self, info: CollectionInfo) -> Result<CollectionInfo> {
-        if !info.quantization.calibrated() || info.calibration.is_some() {
+        if !info.quantization.calibrated() || info.calibration.is_some() || info.reencode.is_some()
+        {
+            // (A re-encode's values may still use any generation; it
+            // calibrates at its start, or leaves f32 for a later upsert.)
             return Ok(info);
         }
         let prefix = group_prefix(&info.name);
@@ -151,7 +163,7 @@ impl Engine {
             info.dimension,
             &refs,
         )?);
-        let generation = 0u8;
+        let generation = self.free_generation(&info.name)?;
         let mut calibrated = info.clone();
         calibrated.calibration = Some(generation);
         let current = (generation, quantizer.clone());

@@ -1,0 +1,199 @@
+//! Changing a collection's quantization: every vector readable at every
+//! step, vectors written during the job kept, the old records retired (and
+//! their generations reused correctly), bad requests refused.
+
+use super::quant_tests::{codecs, create, storage, upsert, vectors};
+use super::*;
+use crate::clock::ManualClock;
+use crate::engine::testutil::open_temp;
+use crate::error::ErrorKind;
+use crate::quant::Quantization;
+
+const DIM: usize = 32;
+
+/// Every vector of `c` decoded, in id order.
+fn all(e: &Engine, c: &str, n: usize) -> Vec<Vec<f32>> {
+    let ids: Vec<String> = (0..n).map(|i| format!("v{i:05}")).collect();
+    let (found, missing) = e.vector_get(c, &ids, true, VectorFormat::Floats).unwrap();
+    assert!(missing.is_empty(), "missing {missing:?}");
+    found.into_iter().map(|v| v.vector.unwrap()).collect()
+}
+
+fn max_error(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
+        .fold(0.0, f32::max)
+}
+
+fn records(e: &Engine, c: &str) -> Vec<u8> {
+    (0..=u8::MAX)
+        .filter(|g| {
+            e.get(Cf::Sys, super::quantized::quant_key(c, *g).as_bytes())
+                .unwrap()
+                .is_some()
+        })
+        .collect()
+}
+
+#[test]
+fn f32_to_int8_step_by_step_with_every_vector_readable_throughout() {
+    let (_dir, e) = open_temp(ManualClock::new(0));
+    create(&e, "c", DIM, Metric::Cosine, Storage::default());
+    let data = vectors(1500, DIM, 7);
+    upsert(&e, "c", 0, &data);
+    let info = e.reencode_start("c", Quantization::Int8, false).unwrap();
+    assert_eq!(info.quantization, Quantization::Int8);
+    assert_eq!(info.calibration, Some(0));
+    let mut steps = 0;
+    loop {
+        // Between steps: a mix of f32 and codes, all readable.
+        let got = all(&e, "c", data.len());
+        assert!(max_error(&got, &data) < 0.02, "step {steps}");
+        let s = e.reencode_step("c", 400).unwrap();
+        steps += 1;
+        if s.finished {
+            break;
+        }
+        assert_eq!(s.seen, 400);
+        let kinds = codecs(&e, "c");
+        assert!(kinds.contains(&(crate::codec::Codec::F32Le as u8)));
+        assert!(kinds.contains(&(crate::codec::Codec::Quantized as u8)));
+    }
+    assert_eq!(steps, 4);
+    let info = e.collection_get("c").unwrap().unwrap();
+    assert!(info.reencode.is_none());
+    assert!(codecs(&e, "c")
+        .iter()
+        .all(|&c| c == crate::codec::Codec::Quantized as u8));
+    // originals = keep (the default): the f32 kept, so a later change is exact.
+    let n_orig = e
+        .db()
+        .iterator_cf(e.cf(Cf::Originals), rocksdb::IteratorMode::Start)
+        .count();
+    assert_eq!(n_orig, data.len());
+}
+
+#[test]
+fn vectors_written_during_the_job_are_new_and_not_overwritten() {
+    let (_dir, e) = open_temp(ManualClock::new(0));
+    create(&e, "c", DIM, Metric::Cosine, Storage::default());
+    let data = vectors(1200, DIM, 3);
+    upsert(&e, "c", 0, &data);
+    e.reencode_start("c", Quantization::Int8, false).unwrap();
+    e.reencode_step("c", 100).unwrap();
+    // Rewrite one vector the job has not reached, one it has, and delete one.
+    let fresh = vectors(2, DIM, 99);
+    upsert(&e, "c", 1100, &fresh[..1]);
+    upsert(&e, "c", 10, &fresh[1..]);
+    e.vector_delete("c", &["v00500".to_string()]).unwrap();
+    while !e.reencode_step("c", 100).unwrap().finished {}
+    let got = all(&e, "c", 500);
+    assert!(max_error(&got[10..11], &fresh[1..]) < 0.02);
+    let (late, _) = e
+        .vector_get(
+            "c",
+            &["v01100".into(), "v00500".into()],
+            true,
+            VectorFormat::Floats,
+        )
+        .unwrap();
+    assert_eq!(late.len(), 1, "the deleted vector stays deleted");
+    assert!(max_error(&[late[0].vector.clone().unwrap()], &fresh[..1]) < 0.02);
+}
+
+#[test]
+fn changes_back_and_forth_retire_records_and_reuse_generations_correctly() {
+    let (_dir, e) = open_temp(ManualClock::new(0));
+    create(
+        &e,
+        "c",
+        DIM,
+        Metric::Euclidean,
+        storage(Quantization::Int8, Originals::Drop, 256),
+    );
+    let data = vectors(800, DIM, 11);
+    upsert(&e, "c", 0, &data);
+    assert_eq!(records(&e, "c"), vec![0]);
+    let int8 = all(&e, "c", data.len());
+    // int8 -> int4: from the codes (originals dropped), a new generation.
+    e.reencode_start("c", Quantization::Int4, false).unwrap();
+    while !e.reencode_step("c", 300).unwrap().finished {}
+    assert_eq!(records(&e, "c"), vec![1], "generation 0 retired");
+    let int4 = all(&e, "c", data.len());
+    assert!(max_error(&int4, &data) > max_error(&int8, &data));
+    assert!(max_error(&int4, &data) < 0.2);
+    // int4 -> int8 again: generation 0 is free and reused; nothing decodes
+    // with the retired record it once named.
+    e.reencode_start("c", Quantization::Int8, false).unwrap();
+    while !e.reencode_step("c", 300).unwrap().finished {}
+    assert_eq!(records(&e, "c"), vec![0]);
+    let again = all(&e, "c", data.len());
+    assert!(max_error(&again, &int4) < 0.02, "int8 of the int4 values");
+    // -> none: f32 of what the codes held; no record left.
+    e.reencode_start("c", Quantization::None, false).unwrap();
+    while !e.reencode_step("c", 300).unwrap().finished {}
+    assert!(records(&e, "c").is_empty());
+    assert!(codecs(&e, "c")
+        .iter()
+        .all(|&c| c == crate::codec::Codec::F32Le as u8));
+    assert!(max_error(&all(&e, "c", data.len()), &again) < 1e-6);
+}
+
+#[test]
+fn a_collection_under_its_sample_goes_back_to_f32_until_it_is_reached() {
+    let (_dir, e) = open_temp(ManualClock::new(0));
+    create(
+        &e,
+        "c",
+        DIM,
+        Metric::Cosine,
+        storage(Quantization::F16, Originals::Keep, 100),
+    );
+    let data = vectors(60, DIM, 5);
+    upsert(&e, "c", 0, &data);
+    let info = e.reencode_start("c", Quantization::Int6, false).unwrap();
+    assert_eq!(info.calibration, None, "60 vectors of a sample of 100");
+    while !e.reencode_step("c", 50).unwrap().finished {}
+    assert!(codecs(&e, "c")
+        .iter()
+        .all(|&c| c == crate::codec::Codec::F32Le as u8));
+    assert!(records(&e, "c").is_empty());
+    // The upsert that reaches the sample calibrates, as for a new collection.
+    upsert(&e, "c", 60, &vectors(40, DIM, 6));
+    let info = e.collection_get("c").unwrap().unwrap();
+    assert_eq!(info.calibration, Some(0));
+    assert!(codecs(&e, "c")
+        .iter()
+        .all(|&c| c == crate::codec::Codec::Quantized as u8));
+}
+
+#[test]
+fn bad_requests_are_refused_and_change_nothing() {
+    let (_dir, e) = open_temp(ManualClock::new(0));
+    create(&e, "c", 12, Metric::Cosine, Storage::default());
+    upsert(&e, "c", 0, &vectors(20, 12, 1));
+    let before = e.collection_get("c").unwrap().unwrap();
+    for (q, recal, says) in [
+        (Quantization::None, false, "already none"),
+        (Quantization::None, true, "recalibrate re-derives"),
+    ] {
+        let err = e.reencode_start("c", q, recal).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(err.message.contains(says), "{err}");
+    }
+    let err = e
+        .reencode_start("missing", Quantization::Int8, false)
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    // A second change while one runs names the running one.
+    e.reencode_start("c", Quantization::Int8, false).unwrap();
+    let err = e
+        .reencode_start("c", Quantization::Int4, false)
+        .unwrap_err();
+    assert!(err.message.contains("being re-encoded"), "{err}");
+    let resumed = e.reencode_start("c", Quantization::Int8, false).unwrap();
+    assert_eq!(resumed.quantization, Quantization::Int8);
+    assert_ne!(resumed, before);
+    assert_eq!(e.reencodes_pending().unwrap().len(), 1);
+}
