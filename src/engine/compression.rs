@@ -166,6 +166,8 @@ pub struct Figures {
     pub entries: u64,
     /// Keys (internal, with their 8-byte sequence) and values as written.
     pub raw_bytes: u64,
+    /// The values alone.
+    pub raw_value_bytes: u64,
     /// Data blocks before compression (keys prefix-shared, with restarts).
     pub block_bytes: u64,
     /// Data blocks as stored.
@@ -206,6 +208,7 @@ impl Figures {
         Figures {
             entries: get("# entries"),
             raw_bytes: get("raw key size") + get("raw value size"),
+            raw_value_bytes: get("raw value size"),
             block_bytes: get("data uncompressed size"),
             stored_bytes: get("data block size"),
             data_blocks: get("# data blocks"),

@@ -31,6 +31,7 @@ pub struct CfStats {
     /// Keys and values of its table files as written, and their data
     /// blocks as stored (see [`super::compression::Figures`]).
     pub raw_bytes: u64,
+    pub raw_value_bytes: u64,
     pub stored_bytes: u64,
 }
 
@@ -123,6 +124,7 @@ impl Engine {
                 live_data_bytes: self.prop(*cf, "rocksdb.estimate-live-data-size"),
                 memtable_bytes: self.prop(*cf, "rocksdb.cur-size-all-mem-tables"),
                 raw_bytes: f.raw_bytes,
+                raw_value_bytes: f.raw_value_bytes,
                 stored_bytes: f.stored_bytes,
             })
             .collect();

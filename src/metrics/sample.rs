@@ -169,11 +169,24 @@ impl Sample {
 }
 
 fn vector_figures(engine: &Engine, stats: &StoreStats) -> VectorFigures {
+    // Raw: the vectors as f32 (what quantization saves counts), keys and
+    // metadata as written; stored: their data blocks on disk.
+    let expansion = engine.f32_expansion().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the collections for the metrics sample");
+        1.0
+    });
     let (raw, data) = stats
         .column_families
         .iter()
         .filter(|c| c.name == Cf::Vectors.name() || c.name == Cf::Metadata.name())
-        .fold((0, 0), |(r, d), c| (r + c.raw_bytes, d + c.stored_bytes));
+        .fold((0.0, 0u64), |(r, d), c| {
+            let grown = if c.name == Cf::Vectors.name() {
+                c.raw_value_bytes as f64 * (expansion - 1.0)
+            } else {
+                0.0
+            };
+            (r + c.raw_bytes as f64 + grown, d + c.stored_bytes)
+        });
     let sum = |name: &str, f: fn(&CfStats) -> u64| {
         stats
             .column_families
@@ -191,7 +204,7 @@ fn vector_figures(engine: &Engine, stats: &StoreStats) -> VectorFigures {
         }),
         size_bytes: bytes("vectors") + bytes("metadata"),
         compression_ratio: if data > 0 {
-            (raw as f64 / data as f64 * 100.0).round() / 100.0
+            (raw / data as f64 * 100.0).round() / 100.0
         } else {
             1.0
         },

@@ -285,6 +285,48 @@ impl Engine {
         })
     }
 
+    /// How much larger the `vectors` family's values would be as f32: each
+    /// collection's f32 value size over its stored value size, weighted by
+    /// its share of the family's table files (RocksDB's approximate sizes
+    /// of its key range). 1 with no quantized collection or no files.
+    pub fn f32_expansion(&self) -> Result<f64> {
+        let collections = self.collection_descriptors()?;
+        let ranges: Vec<(Vec<u8>, Vec<u8>)> = collections
+            .iter()
+            .map(|c| {
+                let start = group_prefix(&c.name);
+                let mut end = start.clone();
+                if let Some(last) = end.last_mut() {
+                    *last += 1; // prefixes end in \0
+                }
+                (start, end)
+            })
+            .collect();
+        let sizes = self.db().get_approximate_sizes_cf(
+            self.cf(Cf::Vectors),
+            &ranges
+                .iter()
+                .map(|(s, e)| rocksdb::Range::new(s, e))
+                .collect::<Vec<_>>(),
+        );
+        let total: u64 = sizes.iter().sum();
+        if total == 0 {
+            return Ok(1.0);
+        }
+        Ok(collections
+            .iter()
+            .zip(&sizes)
+            .map(|(c, &size)| {
+                let f32_len = 1 + 4 * c.dimension;
+                let stored_len = match (c.quantization, c.calibration) {
+                    (q, Some(_)) if q != Quantization::None => 2 + q.code_len(c.dimension),
+                    _ => f32_len,
+                };
+                size as f64 / total as f64 * f32_len as f64 / stored_len as f64
+            })
+            .sum())
+    }
+
     /// Every collection's descriptor (without counts).
     pub(super) fn collection_descriptors(&self) -> Result<Vec<CollectionInfo>> {
         let mut out = Vec::new();

@@ -197,3 +197,32 @@ fn bad_requests_are_refused_and_change_nothing() {
     assert_ne!(resumed, before);
     assert_eq!(e.reencodes_pending().unwrap().len(), 1);
 }
+
+#[test]
+fn the_f32_expansion_follows_what_the_files_hold() {
+    let (_dir, e) = open_temp(ManualClock::new(0));
+    create(
+        &e,
+        "q",
+        DIM,
+        Metric::Cosine,
+        storage(Quantization::Int8, Originals::Drop, 100),
+    );
+    upsert(&e, "q", 0, &vectors(2000, DIM, 2));
+    assert_eq!(
+        e.f32_expansion().unwrap(),
+        1.0,
+        "nothing in table files yet"
+    );
+    e.flush().unwrap();
+    let int8 = (1 + 4 * DIM) as f64 / (2 + DIM) as f64;
+    let x = e.f32_expansion().unwrap();
+    assert!((x / int8 - 1.0).abs() < 0.01, "{x} vs {int8}");
+    // Back to f32: nothing to expand.
+    e.reencode_start("q", Quantization::None, false).unwrap();
+    while !e.reencode_step("q", 1000).unwrap().finished {}
+    e.flush().unwrap();
+    e.compact(Cf::Vectors);
+    let x = e.f32_expansion().unwrap();
+    assert!((x - 1.0).abs() < 0.01, "{x}");
+}
