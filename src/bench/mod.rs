@@ -25,6 +25,7 @@ mod indexes;
 mod ingest;
 mod load;
 mod mcp;
+mod metadata;
 mod quantization;
 mod reads;
 mod snapshots;

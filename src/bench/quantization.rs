@@ -253,9 +253,17 @@ pub(super) async fn run(dir: &Path, args: &BenchArgs) -> Result<(String, Value)>
         num("f32_search_qps")
     ));
     speed.insert("int8_vs_f32_ingest".into(), json!(ratio));
+    let metadata = match super::metadata::run(dir, args, &base_path, &base).await? {
+        Some((more, rows)) => {
+            lines.push(String::new());
+            lines.extend(more);
+            rows
+        }
+        None => Value::Null,
+    };
     let json = json!({"config": {"vectors": base_path.display().to_string(), "rows": base.rows,
         "dim": base.dim, "queries": queries.rows, "sync": args.sync, "compression": args.compression,
         "batch": args.batch, "ingest_clients": args.ingest_clients},
-        "settings": rows, "speed": speed});
+        "settings": rows, "speed": speed, "metadata": metadata});
     Ok((lines.join("\n"), json))
 }
