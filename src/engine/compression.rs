@@ -37,15 +37,20 @@ pub enum Source {
     Runtime,
 }
 
-/// The spec of every family.
+/// The spec of every family, and the configured one.
 #[derive(Debug)]
-pub(crate) struct Specs(RwLock<[(CompressionSpec, Source); Cf::ALL.len()]>);
+pub(crate) struct Specs {
+    current: RwLock<[(CompressionSpec, Source); Cf::ALL.len()]>,
+    configured: [CompressionSpec; Cf::ALL.len()],
+}
 
 impl Specs {
     pub(crate) fn from_config(config: &Config) -> Specs {
-        Specs(RwLock::new(
-            Cf::ALL.map(|cf| (config.compression_of(cf.name()), Source::Config)),
-        ))
+        let configured = Cf::ALL.map(|cf| config.compression_of(cf.name()));
+        Specs {
+            current: RwLock::new(configured.map(|s| (s, Source::Config))),
+            configured,
+        }
     }
 }
 
@@ -223,23 +228,29 @@ impl Engine {
         for cf in Cf::ALL {
             if let Some(raw) = self.get(Cf::Sys, sys_key(cf).as_bytes())? {
                 let text = String::from_utf8_lossy(&raw);
-                let spec = CompressionSpec::parse(&text).map_err(|e| {
-                    Error::corruption(format!(
-                        "sys {:?}: the stored compression of {} is not valid: {}",
-                        sys_key(cf),
-                        cf.name(),
-                        e.message
-                    ))
-                })?;
-                self.set_spec(cf, spec, Source::Runtime);
+                // A choice this build cannot read or apply must not keep
+                // the store from opening: the configured one serves.
+                match CompressionSpec::parse(&text) {
+                    Ok(spec) => self.set_spec(cf, spec, Source::Runtime),
+                    Err(e) => tracing::warn!(
+                        family = cf.name(), stored = %text, error = %e,
+                        "ignoring the stored compression choice; using the configured one"
+                    ),
+                }
             }
-            self.apply_options(cf, &self.compression_of(cf).0)?;
+            if let Err(e) = self.apply_options(cf, &self.compression_of(cf).0) {
+                let configured = self.compression.configured[cf as usize];
+                tracing::warn!(family = cf.name(), error = %e,
+                    "the compression was refused; using the configured one");
+                self.set_spec(cf, configured, Source::Config);
+                self.apply_options(cf, &configured)?;
+            }
         }
         Ok(())
     }
 
     fn set_spec(&self, cf: Cf, spec: CompressionSpec, source: Source) {
-        let mut specs = match self.compression.0.write() {
+        let mut specs = match self.compression.current.write() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
@@ -256,7 +267,7 @@ impl Engine {
 
     /// A family's spec and where it comes from.
     pub fn compression_of(&self, cf: Cf) -> (CompressionSpec, Source) {
-        match self.compression.0.read() {
+        match self.compression.current.read() {
             Ok(g) => g[cf as usize],
             Err(p) => p.into_inner()[cf as usize],
         }

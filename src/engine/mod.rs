@@ -121,7 +121,11 @@ pub struct Engine {
     opened_at: Instant,
     /// Serialises schema changes (collection creation, calibration, and
     /// the upserts of a collection waiting for its calibration).
-    pub(crate) ddl_lock: std::sync::Mutex<()>,
+    /// Upserts and deletes of a collection hold it shared (exclusive while
+    /// the collection awaits its calibration or is being re-encoded), so a
+    /// descriptor change never interleaves with a write that read the
+    /// descriptor before it.
+    pub(crate) ddl_lock: std::sync::RwLock<()>,
     /// Calibration records of quantized collections, read once.
     quantizers: vectors::Quantizers,
     /// Exact-search indexes of collections, kept in memory.

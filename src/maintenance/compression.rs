@@ -351,7 +351,10 @@ pub fn rewrite(
     let ranges = cuts.len() as u64 + 1;
     progress.phase("rewriting table files", ranges, before.0);
     let mut opts = CompactOptions::default();
-    opts.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
+    // The bottommost files are rewritten too (they hold most of the data
+    // and its old compression); Optimized skips the ones this same
+    // compaction just wrote.
+    opts.set_bottommost_level_compaction(BottommostLevelCompaction::ForceOptimized);
     opts.set_exclusive_manual_compaction(false);
     let mut lower: Option<Vec<u8>> = None;
     for upper in cuts.into_iter().map(Some).chain(std::iter::once(None)) {

@@ -35,9 +35,15 @@ pub fn run(
         .collection_get(collection)?
         .ok_or_else(|| Error::not_found(format!("collection {collection:?} does not exist")))?;
     let Some(marker) = info.reencode.clone() else {
-        return Err(Error::invalid(format!(
-            "collection {collection:?} has no re-encode to run"
-        )));
+        // Finished already (by a resume, or an earlier call).
+        return Ok(Report {
+            collection: collection.to_string(),
+            from: info.quantization,
+            to: info.quantization,
+            reencoded: 0,
+            vectors: engine.collection_vectors(collection)?,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        });
     };
     let total = engine.collection_vectors(collection)?;
     progress.phase(

@@ -227,7 +227,7 @@ impl Service {
         }
         let Some(data_type) = p.data_type.as_deref() else {
             return Err(Error::invalid(
-                "give --type (vectors, originals, metadata, kv, memory, indexes, sys), or                  --collection with --quantization",
+                "give --type (vectors, originals, metadata, kv, memory, indexes, sys), or --collection with --quantization",
             ));
         };
         let cf = family_of_type(data_type)?;
@@ -289,6 +289,12 @@ impl Service {
         p: AnalyzeCompressionParams,
     ) -> Result<Value> {
         let family = p.data_type.as_deref().map(family_of_type).transpose()?;
+        if p.collection.is_some() && family.is_some_and(|f| f != crate::engine::Cf::Vectors) {
+            return Err(Error::invalid(
+                "a collection's candidates are quantization levels of the vectors family: \
+                 give --type vectors (or leave --type out) with --collection",
+            ));
+        }
         let sample_mb = p.sample_mb.unwrap_or(4);
         if !(1..=256).contains(&sample_mb) {
             return Err(Error::invalid(format!(

@@ -184,7 +184,7 @@ impl Engine {
             )));
         }
         // Check-then-create must not interleave with another create.
-        let _ddl = self.ddl_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _ddl = self.ddl_write();
         if let Some(existing) = self.collection_get(name)? {
             if existing.dimension == dimension
                 && existing.metric == metric

@@ -40,6 +40,22 @@ use crate::quant::Quantizer;
 
 use input::{encode_vector, json_type};
 
+/// A held schema lock (either side); held, not read: dropping it unlocks.
+pub(super) enum SchemaGuard<'a> {
+    Shared(#[allow(dead_code)] std::sync::RwLockReadGuard<'a, ()>),
+    Exclusive(#[allow(dead_code)] std::sync::RwLockWriteGuard<'a, ()>),
+}
+
+impl Engine {
+    pub(super) fn ddl_read(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.ddl_lock.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn ddl_write(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.ddl_lock.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct VectorOut {
     pub id: String,
@@ -98,20 +114,29 @@ impl Engine {
         Ok(())
     }
 
+    /// The schema lock for a write to `collection`, and its descriptor read
+    /// under it: shared, or exclusive when the collection is
+    /// [`CollectionInfo::guarded`] (calibration or re-encode steps read and
+    /// rewrite its vectors).
+    fn schema_guard(&self, collection: &str) -> Result<(SchemaGuard<'_>, CollectionInfo)> {
+        let shared = self.ddl_read();
+        let info = self.collection_required(collection)?;
+        if !info.guarded() {
+            return Ok((SchemaGuard::Shared(shared), info));
+        }
+        drop(shared);
+        let exclusive = self.ddl_write();
+        // Re-read: it may have changed between the two locks.
+        let info = self.collection_required(collection)?;
+        Ok((SchemaGuard::Exclusive(exclusive), info))
+    }
+
     /// Validate every item, then write all of them in one batch.
     pub fn vector_upsert(&self, collection: &str, items: &[VectorInput]) -> Result<usize> {
-        let mut info = self.collection_required(collection)?;
         self.check_batch_len("vectors", items.len())?;
-        // A collection waiting for its calibration takes the schema lock,
-        // so its f32 vectors and the calibration that re-encodes them do
-        // not interleave (see `quantized`).
-        let ddl = if info.guarded() {
-            let guard = self.ddl_lock.lock().unwrap_or_else(|p| p.into_inner());
-            info = self.collection_required(collection)?;
-            info.guarded().then_some(guard)
-        } else {
-            None
-        };
+        // The descriptor is read under the schema lock and the batch
+        // written before it is released (see `SchemaGuard`).
+        let (_ddl, info) = self.schema_guard(collection)?;
         let current = self.current_quantizer(&info)?;
         let max_meta = self.limits().max_metadata_bytes;
         let mut seen: HashMap<&str, usize> = HashMap::with_capacity(items.len());
@@ -183,7 +208,7 @@ impl Engine {
         self.write(batch)?;
         self.count_clipped(clipped);
         self.search_invalidate(collection);
-        if ddl.is_some() {
+        if info.guarded() {
             // The vectors are written; a calibration that fails is retried
             // by the next upsert.
             if let Err(e) = self.calibrate_if_due(info) {
@@ -257,12 +282,9 @@ impl Engine {
 
     /// Delete vectors (and their metadata) atomically; returns how many existed.
     pub fn vector_delete(&self, collection: &str, ids: &[String]) -> Result<usize> {
-        let info = self.collection_required(collection)?;
         // Not between a calibration's (or a re-encode step's) read and its
         // write, which would put a deleted vector back.
-        let _ddl = info
-            .guarded()
-            .then(|| self.ddl_lock.lock().unwrap_or_else(|p| p.into_inner()));
+        let (_ddl, info) = self.schema_guard(collection)?;
         self.check_batch_len("ids", ids.len())?;
         for (i, id) in ids.iter().enumerate() {
             self.check_id(id)
@@ -278,7 +300,8 @@ impl Engine {
             }
             batch.delete_cf(vcf, &key);
             batch.delete_cf(mcf, &key);
-            if info.quantization != crate::quant::Quantization::None {
+            // (A re-encode to f32 may not have reached this one yet.)
+            if info.quantization != crate::quant::Quantization::None || info.reencode.is_some() {
                 batch.delete_cf(self.cf(Cf::Originals), &key);
             }
         }

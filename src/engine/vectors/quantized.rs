@@ -78,6 +78,15 @@ impl Engine {
             .retain(|(name, _), _| name != collection);
     }
 
+    /// Cache a record just written.
+    pub(super) fn remember_quantizer(&self, collection: &str, generation: u8, q: Quantizer) {
+        self.quantizers
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((collection.to_string(), generation), Arc::new(q));
+    }
+
     /// The quantizer new vectors of `info` are encoded with, if any yet.
     pub(super) fn current_quantizer(
         &self,

@@ -1,13 +1,19 @@
 //! Changing a collection's quantization (or re-deriving its ranges) after
 //! it holds vectors: a job that re-encodes them a batch at a time.
 //!
-//! It starts with one WriteBatch: the new calibration record (a generation
-//! no record uses), and the descriptor naming it with a `reencode` marker.
+//! It starts with one WriteBatch: the records of generations no vector uses
+//! any more (those before the current one: the previous job finished)
+//! deleted, the new calibration record (the next generation no record
+//! uses, counting up from the current one), and the descriptor naming it
+//! with a `reencode` marker.
 //! From then on new vectors are written in the new format. Each step, with
-//! the schema lock held (upserts and deletes of the collection wait for it
-//! while the marker is set), re-encodes the next vectors after the marker's
-//! cursor and writes them with the advanced cursor in one WriteBatch. The
-//! last step removes the marker and the records no vector uses any more.
+//! the schema lock held exclusively (upserts and deletes hold it shared, and
+//! exclusively while the marker is set), re-encodes the next vectors after
+//! the marker's cursor and writes them with the advanced cursor in one
+//! WriteBatch. The last step removes the marker. The old generation's
+//! record stays until the next change starts, so a reader that fetched an
+//! old value just before the last step still finds its record, and a
+//! generation number comes back only after 255 more changes.
 //!
 //! So a SIGKILL anywhere loses nothing: every value is whole in its old or
 //! its new format (each names its generation, whose record is kept until
@@ -80,7 +86,7 @@ impl Engine {
         target: Quantization,
         recalibrate: bool,
     ) -> Result<CollectionInfo> {
-        let _ddl = self.ddl_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _ddl = self.ddl_write();
         let info = self.collection_required(collection)?;
         if let Some(r) = &info.reencode {
             if info.quantization == target {
@@ -109,10 +115,30 @@ impl Engine {
                 "collection {collection:?} is already {target} (recalibrate re-derives its ranges)"
             )));
         }
+        if target.calibrated() && !(1..=65_536).contains(&info.calibration_sample) {
+            return Err(Error::invalid(format!(
+                "collection {collection:?} has calibration_sample {}; {target} needs 1..=65536",
+                info.calibration_sample
+            )));
+        }
         let mut next = info.clone();
         next.quantization = target;
         next.calibration = None;
         let mut batch = WriteBatch::default();
+        // Retire what the last change left: no vector uses those records.
+        let mut in_use = Vec::new();
+        for g in 0..=u8::MAX {
+            if self
+                .get(Cf::Sys, quant_key(collection, g).as_bytes())?
+                .is_some()
+            {
+                if Some(g) == info.calibration {
+                    in_use.push(g);
+                } else {
+                    batch.delete_cf(self.cf(Cf::Sys), quant_key(collection, g));
+                }
+            }
+        }
         let sample = info.calibration_sample as u64;
         let prefix = group_prefix(collection);
         let quantizer = match target {
@@ -126,11 +152,21 @@ impl Engine {
             // Fewer than the sample: f32 until it is reached.
             _ => None,
         };
-        if let Some(q) = quantizer {
-            let g = self.free_generation(collection)?;
-            batch.put_cf(self.cf(Cf::Sys), quant_key(collection, g), q.to_bytes());
-            next.calibration = Some(g);
-        }
+        let fresh = match quantizer {
+            Some(q) => {
+                // Counting up from the current generation (past the one in
+                // use), so a number is reused as late as possible.
+                let from = info.calibration.map_or(0, |g| g.wrapping_add(1));
+                let g = (0..=u8::MAX)
+                    .map(|i| from.wrapping_add(i))
+                    .find(|g| !in_use.contains(g))
+                    .unwrap_or(from);
+                batch.put_cf(self.cf(Cf::Sys), quant_key(collection, g), q.to_bytes());
+                next.calibration = Some(g);
+                Some((g, q))
+            }
+            None => None,
+        };
         next.reencode = Some(ReEncode {
             from: info.quantization,
             after: None,
@@ -139,6 +175,11 @@ impl Engine {
         });
         self.put_descriptor(&mut batch, &next)?;
         self.write(batch)?;
+        // The cache may hold a retired record under the new number.
+        self.forget_quantizers(collection);
+        if let Some((g, q)) = fresh {
+            self.remember_quantizer(collection, g, q);
+        }
         self.search_invalidate(collection);
         tracing::info!(collection, from = %info.quantization, to = %target, "re-encode started");
         Ok(next)
@@ -147,7 +188,7 @@ impl Engine {
     /// Re-encode up to `max` more vectors of `collection`; the last step
     /// ends the job.
     pub fn reencode_step(&self, collection: &str, max: usize) -> Result<Step> {
-        let _ddl = self.ddl_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _ddl = self.ddl_write();
         let mut info = self.collection_required(collection)?;
         let Some(mut marker) = info.reencode.clone() else {
             return Ok(Step {
@@ -208,17 +249,6 @@ impl Engine {
         drop(it);
         marker.done += reencoded;
         if finished {
-            // Every vector is in the new format: the other records go.
-            let keep = info.calibration;
-            for g in 0..=u8::MAX {
-                if Some(g) != keep
-                    && self
-                        .get(Cf::Sys, quant_key(collection, g).as_bytes())?
-                        .is_some()
-                {
-                    batch.delete_cf(self.cf(Cf::Sys), quant_key(collection, g));
-                }
-            }
             info.reencode = None;
         } else {
             info.reencode = Some(marker);
@@ -229,8 +259,6 @@ impl Engine {
         self.count_clipped(clipped);
         self.search_invalidate(collection);
         if finished {
-            // Their generations may be reused by a later change.
-            self.forget_quantizers(collection);
             tracing::info!(collection, quantization = %info.quantization, "re-encode finished");
         }
         Ok(Step {

@@ -116,28 +116,36 @@ fn changes_back_and_forth_retire_records_and_reuse_generations_correctly() {
     upsert(&e, "c", 0, &data);
     assert_eq!(records(&e, "c"), vec![0]);
     let int8 = all(&e, "c", data.len());
-    // int8 -> int4: from the codes (originals dropped), a new generation.
+    // int8 -> int4: from the codes (originals dropped), a new generation;
+    // the old record stays until the next change (a reader that fetched
+    // an old value just before the last step still decodes it).
     e.reencode_start("c", Quantization::Int4, false).unwrap();
     while !e.reencode_step("c", 300).unwrap().finished {}
-    assert_eq!(records(&e, "c"), vec![1], "generation 0 retired");
+    assert_eq!(records(&e, "c"), vec![0, 1]);
     let int4 = all(&e, "c", data.len());
     assert!(max_error(&int4, &data) > max_error(&int8, &data));
     assert!(max_error(&int4, &data) < 0.2);
-    // int4 -> int8 again: generation 0 is free and reused; nothing decodes
-    // with the retired record it once named.
+    // int4 -> int8 again: generation 0 is retired at the start, and the
+    // new one counts up from the current one.
     e.reencode_start("c", Quantization::Int8, false).unwrap();
+    assert_eq!(records(&e, "c"), vec![1, 2]);
     while !e.reencode_step("c", 300).unwrap().finished {}
-    assert_eq!(records(&e, "c"), vec![0]);
     let again = all(&e, "c", data.len());
     assert!(max_error(&again, &int4) < 0.02, "int8 of the int4 values");
-    // -> none: f32 of what the codes held; no record left.
+    // -> none: f32 of what the codes held; only the last record is left.
     e.reencode_start("c", Quantization::None, false).unwrap();
     while !e.reencode_step("c", 300).unwrap().finished {}
-    assert!(records(&e, "c").is_empty());
+    assert_eq!(records(&e, "c"), vec![2]);
     assert!(codecs(&e, "c")
         .iter()
         .all(|&c| c == crate::codec::Codec::F32Le as u8));
     assert!(max_error(&all(&e, "c", data.len()), &again) < 1e-6);
+    // Back to int8: that record retired; from f32, with no record in use,
+    // the count starts at 0 again, and the values decode right.
+    e.reencode_start("c", Quantization::Int8, false).unwrap();
+    while !e.reencode_step("c", 300).unwrap().finished {}
+    assert_eq!(records(&e, "c"), vec![0]);
+    assert!(max_error(&all(&e, "c", data.len()), &again) < 0.02);
 }
 
 #[test]
@@ -158,11 +166,11 @@ fn a_collection_under_its_sample_goes_back_to_f32_until_it_is_reached() {
     assert!(codecs(&e, "c")
         .iter()
         .all(|&c| c == crate::codec::Codec::F32Le as u8));
-    assert!(records(&e, "c").is_empty());
+    assert_eq!(records(&e, "c"), vec![0], "f16's record, unused now");
     // The upsert that reaches the sample calibrates, as for a new collection.
     upsert(&e, "c", 60, &vectors(40, DIM, 6));
     let info = e.collection_get("c").unwrap().unwrap();
-    assert_eq!(info.calibration, Some(0));
+    assert_eq!(info.calibration, Some(1));
     assert!(codecs(&e, "c")
         .iter()
         .all(|&c| c == crate::codec::Codec::Quantized as u8));
@@ -225,4 +233,49 @@ fn the_f32_expansion_follows_what_the_files_hold() {
     e.compact(Cf::Vectors);
     let x = e.f32_expansion().unwrap();
     assert!((x - 1.0).abs() < 0.01, "{x}");
+}
+
+#[test]
+fn upserts_and_deletes_racing_the_job_end_in_the_new_format() {
+    let (_dir, e) = open_temp(ManualClock::new(0));
+    create(&e, "c", DIM, Metric::Cosine, Storage::default());
+    let data = vectors(2000, DIM, 21);
+    upsert(&e, "c", 0, &data);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let fresh = vectors(50, DIM, 77);
+            let mut round = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Rewrite a moving window of ids, and delete then restore one.
+                let from = (round * 37) % 1950;
+                upsert(&e, "c", from, &fresh);
+                e.vector_delete("c", &[format!("v{:05}", from + 60)])
+                    .unwrap();
+                upsert(&e, "c", from + 60, &data[from + 60..from + 61]);
+                round += 1;
+            }
+        });
+        for q in [Quantization::Int8, Quantization::Int4, Quantization::F16] {
+            e.reencode_start("c", q, false).unwrap();
+            while !e.reencode_step("c", 128).unwrap().finished {}
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    // Every value is in the last format's generation (none left in an
+    // older one, whose record the next change would retire), and decodes.
+    let info = e.collection_get("c").unwrap().unwrap();
+    let g = info.calibration.unwrap();
+    let prefix = crate::engine::group_prefix("c");
+    let mut n = 0;
+    for kv in e.db().prefix_iterator_cf(e.cf(Cf::Vectors), &prefix) {
+        let (k, v) = kv.unwrap();
+        if !k.starts_with(&prefix) {
+            break;
+        }
+        assert_eq!(&v[..2], &[crate::codec::Codec::Quantized as u8, g], "{k:?}");
+        n += 1;
+    }
+    assert_eq!(n, data.len());
+    all(&e, "c", data.len());
 }
