@@ -8,6 +8,7 @@
 //! | 0x02 | `F32Le`    | a vector: little-endian f32, 4 bytes per dimension   |
 //! | 0x03 | `Json`     | UTF-8 JSON (metadata, collection descriptors)        |
 //! | 0x04 | `MemoryV1` | i64 LE expiry in ms since epoch (0 = never) + JSON   |
+//! | 0x05 | `Series`   | a chunk of the metrics history (see `series`) |
 //! | 0x20 | `Quantized`| a vector: calibration generation (u8) + its codes    |
 //!
 //! A quantized vector is decoded with the calibration record of its
@@ -25,6 +26,8 @@ pub enum Codec {
     F32Le = 0x02,
     Json = 0x03,
     MemoryV1 = 0x04,
+    /// A chunk of the daemon's metrics history (module `series`).
+    Series = 0x05,
     Quantized = 0x20,
 }
 
@@ -35,6 +38,7 @@ impl Codec {
             0x02 => Some(Codec::F32Le),
             0x03 => Some(Codec::Json),
             0x04 => Some(Codec::MemoryV1),
+            0x05 => Some(Codec::Series),
             0x20 => Some(Codec::Quantized),
             _ => None,
         }

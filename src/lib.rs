@@ -12,6 +12,7 @@
 //! | ground | [`error`] | the public error: kind, retryability, message; the one table of what each kind becomes at each door |
 //! | | [`clock`] | time as a dependency (TTL and cron tests use a manual clock) |
 //! | | [`codec`] | the codec byte every stored value starts with, and the encodings |
+//! | | [`series`] | the metrics history's encoding: chunks of delta-of-delta timestamps and fixed-point delta varints |
 //! | | [`fs`] | atomic writes, directory fsync, checksums, hex, random bytes, crash points |
 //! | | [`alloc`] | the global allocator (glibc or mimalloc), RSS and the allocators' figures, handing free pages back |
 //! | | [`tls`] | the rustls crypto provider (installed once) and the TLS server config |
@@ -65,6 +66,7 @@ pub mod ops;
 pub mod quant;
 pub mod rpc;
 pub mod schedule;
+pub mod series;
 pub mod snapshot;
 pub mod status;
 pub mod telemetry;
