@@ -184,6 +184,8 @@ fn event(
         }
         // The vector's own event says it changed; its kept f32 is a copy.
         Cf::Originals => return None,
+        // The daemon's own metrics history, not the users' data.
+        Cf::Series => return None,
         Cf::Indexes => {
             // Only the index record: chunks and uploads are its content.
             let name = key.strip_prefix(b"m\0")?;

@@ -189,6 +189,8 @@ pub struct CompressionConfig {
     pub indexes: String,
     /// Counters, descriptors, calibrations.
     pub sys: String,
+    /// The metrics history (already delta-encoded: lz4 is enough).
+    pub series: String,
 }
 
 impl Default for CompressionConfig {
@@ -201,13 +203,14 @@ impl Default for CompressionConfig {
             memory: "lz4+dict".into(),
             indexes: "zstd:3".into(),
             sys: "lz4".into(),
+            series: "lz4".into(),
         }
     }
 }
 
 impl CompressionConfig {
     /// The data types, by column family name.
-    pub const TYPES: [&'static str; 7] = [
+    pub const TYPES: [&'static str; 8] = [
         "vectors",
         "originals",
         "metadata",
@@ -215,6 +218,7 @@ impl CompressionConfig {
         "memory",
         "indexes",
         "sys",
+        "series",
     ];
 
     /// The configured spec of a data type (column family name).
@@ -227,6 +231,7 @@ impl CompressionConfig {
             "memory" => &self.memory,
             "indexes" => &self.indexes,
             "sys" => &self.sys,
+            "series" => &self.series,
             _ => return None,
         })
     }

@@ -46,6 +46,9 @@ pub struct Config {
     pub log_level: String,
     /// Seconds between status records published to the memory bus.
     pub status_interval_secs: u64,
+    /// How long the metrics history (a point per status tick, `stats
+    /// --history`) is kept, seconds; whole hour chunks are deleted.
+    pub metrics_history_retention_secs: u64,
     /// Upper bound in seconds for a graceful shutdown.
     pub shutdown_timeout_secs: u64,
     /// Cron jobs file (see `schedules/`). Unset: the built-in copy of
@@ -201,6 +204,7 @@ impl Default for Config {
             sync: "always".to_string(),
             log_level: "info".to_string(),
             status_interval_secs: 10,
+            metrics_history_retention_secs: 604_800,
             shutdown_timeout_secs: 10,
             schedule_file: None,
             persistence_threads: 32,
@@ -356,10 +360,14 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::invalid("data-dir must not be empty"));
         }
-        let checks: [(bool, &str); 10] = [
+        let checks: [(bool, &str); 11] = [
             (
                 self.status_interval_secs > 0,
                 "status-interval-secs must be > 0",
+            ),
+            (
+                (3600..=10 * 365 * 86_400).contains(&self.metrics_history_retention_secs),
+                "metrics-history-retention-secs must be from 3600 (an hour) to 315360000 (10 years)",
             ),
             (
                 self.shutdown_timeout_secs > 0,
@@ -511,6 +519,10 @@ mod tests {
             ("[rocksdb]\nzstd-level = 40", "zstd-level"),
             ("sync = \"interval:0\"", "interval"),
             ("[limits]\nmemory-mb = 32", "limits.memory-mb is 32"),
+            (
+                "metrics-history-retention-secs = 60",
+                "metrics-history-retention-secs must be from 3600",
+            ),
             (
                 "[limits]\nmemory-mb = 200\n[rocksdb]\nblock-cache-mb = 128",
                 "at most half",

@@ -13,6 +13,7 @@
 //! | `memory`   | namespace `\0` key           | `MemoryV1` codec (expiry+JSON)|
 //! | `sys`      | `collection/<name>`, `ctr/…` | `Json` / u64 counters (merge) |
 //! | `indexes`  | `m\0`/`s\0` name, `u\0` upload, `c\0` blob `\0` offset | `Json` records / `Raw` chunks |
+//! | `series`   | `m\0` chunk start (ms, u64 BE) | `Series` chunk of the metrics history (appended by merges) |
 //!
 //! This file holds the [`Engine`] itself: open, the commit path (every
 //! batch with its commit mark), point reads, flush. Beside it: `options`
@@ -20,7 +21,7 @@
 //! `history` (the history id), `stats` (counters and figures),
 //! `background` (the interval WAL syncer), `slot` (the slot and its gate),
 //! `batch` (WAL batch decoding and commit marks), and one file per data
-//! family: `kv`, `vectors`, `indexes`.
+//! family: `kv`, `vectors`, `indexes`, `series`.
 
 mod background;
 pub mod batch;
@@ -30,6 +31,7 @@ pub mod indexes;
 mod kv;
 pub mod layout;
 mod options;
+pub mod series;
 mod slot;
 mod stats;
 mod vectors;
@@ -68,10 +70,12 @@ pub enum Cf {
     Indexes,
     /// The f32 vectors of quantized collections that keep them.
     Originals,
+    /// The daemon's metrics history.
+    Series,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 7] = [
+    pub const ALL: [Cf; 8] = [
         Cf::Kv,
         Cf::Vectors,
         Cf::Metadata,
@@ -79,6 +83,7 @@ impl Cf {
         Cf::Sys,
         Cf::Indexes,
         Cf::Originals,
+        Cf::Series,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -89,13 +94,14 @@ impl Cf {
             Cf::Sys => "sys",
             Cf::Indexes => "indexes",
             Cf::Originals => "originals",
+            Cf::Series => "series",
         }
     }
 
     /// Families added after the first release: stores (and snapshots, and
     /// backups) made before lack them until opened read-write.
     pub fn added_later(self) -> bool {
-        matches!(self, Cf::Indexes | Cf::Originals)
+        matches!(self, Cf::Indexes | Cf::Originals | Cf::Series)
     }
 }
 
@@ -136,6 +142,10 @@ pub struct Engine {
     pub(crate) cf_ids: [u32; Cf::ALL.len()],
     /// See [`Engine::history`]; fixed while the store is open.
     history: String,
+    /// The open chunk of the metrics history (see `series`).
+    series: series::SeriesState,
+    /// `metrics-history-retention-secs`, in ms.
+    series_retention_ms: i64,
     /// The `interval` WAL syncer thread and its stop flag.
     syncer: std::sync::Mutex<Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>>,
 }
@@ -187,6 +197,10 @@ impl Engine {
             index_lock: Default::default(),
             cf_ids: [0; Cf::ALL.len()],
             history: String::new(),
+            series: Default::default(),
+            series_retention_ms: i64::try_from(config.metrics_history_retention_secs)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1000),
         });
         let mut engine = engine;
         let ids = engine.learn_cf_ids()?;

@@ -76,6 +76,9 @@ fn cf_options(config: &Config, cache: &Cache, cf: Cf) -> Options {
             opts.set_periodic_compaction_seconds(86_400);
         }
         Cf::Sys => opts.set_merge_operator_associative("ruvector-counter", counter_merge),
+        Cf::Series => {
+            opts.set_merge_operator_associative("ruvector-append", super::series::concat_merge)
+        }
         _ => {}
     }
     opts

@@ -203,6 +203,11 @@ pub fn check(
                         found.add(cf, k, e.message);
                     }
                 }
+                Cf::Series => {
+                    if let Err(e) = crate::series::decode(v) {
+                        found.add(cf, k, e.message);
+                    }
+                }
             }
             it.next();
         }

@@ -28,7 +28,7 @@ pub struct StatusParams {}
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, Args)]
 #[serde(deny_unknown_fields)]
 pub struct CompressParams {
-    /// The data type (column family): vectors, originals, metadata, kv, memory, indexes or sys (vectors when --collection is given).
+    /// The data type (column family): vectors, originals, metadata, kv, memory, indexes, sys or series (vectors when --collection is given).
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     #[arg(long = "type")]
     pub data_type: Option<String>,
