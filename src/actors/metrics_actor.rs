@@ -2,7 +2,8 @@
 //! persistence thread take a [`Sample`](crate::metrics::Sample), hands it to
 //! its [`Ticker`] (rates, the 80% disk alert and the records: all in
 //! `metrics::tick`), keeps the result as the latest sample (what `GET
-//! /metrics` and `storage_stats {detailed}` serve) and publishes the records
+//! /metrics` and `storage_stats {detailed}` serve), appends the tick's point
+//! to the metrics history (`stats --history`) and publishes the records
 //! into the daemon's own memory bus, and through it to the external bus.
 //!
 //! It runs under `actix::Supervisor`: when it stops, it is restarted (the
@@ -60,10 +61,17 @@ impl MetricsActor {
         }));
     }
 
-    /// Upsert the tick's records into the memory bus, in order.
+    /// Append the tick's point to the metrics history, then upsert its
+    /// records into the memory bus, in order.
     fn publish(&self, tick: Tick) -> impl std::future::Future<Output = ()> + 'static {
         let (persistence, board) = (self.persistence.clone(), self.board.clone());
         async move {
+            match persistence.record_history(tick.point).await {
+                // Paused for a restore: the point is not kept.
+                Err(e) if e.kind == ErrorKind::Paused => {}
+                Err(e) => board.record_error("metrics", &format!("recording the history: {e}")),
+                Ok(()) => {}
+            }
             for p in tick.publications {
                 if let Err(e) = persistence.publish(p.namespace, &p.key, p.value).await {
                     board.record_error("metrics", &format!("publishing {}: {e}", p.key));

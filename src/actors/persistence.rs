@@ -51,6 +51,8 @@ enum WorkKind {
     },
     /// Take a metrics sample.
     Sample,
+    /// Append a tick's point to the metrics history.
+    History(crate::series::Point),
     /// Make everything acknowledged so far durable (WAL fsync + flush).
     Flush,
 }
@@ -92,6 +94,11 @@ impl Handler<Work> for Persistence {
                     &engine, &s.status, &HostDisk, now_ms,
                 ))))
             }
+            WorkKind::History(point) => s
+                .engine
+                .get()?
+                .series_append(&crate::metrics::history::COLUMNS, &point)
+                .map(|_| Done::Value(Value::Null)),
             WorkKind::Flush => s.engine.get()?.flush().map(|_| Done::Value(Value::Null)),
         }
     }
@@ -163,6 +170,11 @@ impl PersistenceHandle {
         })
         .await
         .map(|_| ())
+    }
+
+    /// Append a tick's point to the metrics history.
+    pub async fn record_history(&self, point: crate::series::Point) -> Result<()> {
+        self.value(WorkKind::History(point)).await.map(|_| ())
     }
 
     /// Take a metrics sample on a persistence thread (blocking property

@@ -44,6 +44,7 @@ pub fn render(conn: &Conn, method: &str, v: &Value, detailed: bool) -> String {
             }
             out.trim_end().to_string()
         }
+        "storage_stats" if v["history"].is_object() => history_report(&v["history"]),
         "storage_stats" => {
             let s = &v["store"];
             let mut out = format!(
@@ -226,6 +227,73 @@ pub fn render(conn: &Conn, method: &str, v: &Value, detailed: bool) -> String {
         "backup_verify" => verify_report(v),
         _ => pretty(v),
     }
+}
+
+/// The bars of a sparkline, lowest to highest.
+const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// One character per value, scaled between `min` and `max` (a flat series
+/// is drawn at the bottom; a missing value is a space).
+pub fn sparkline(values: &[Option<f64>], min: f64, max: f64) -> String {
+    values
+        .iter()
+        .map(|v| match v {
+            None => ' ',
+            Some(_) if max <= min => BARS[0],
+            Some(v) => {
+                let x = ((v - min) / (max - min) * 7.0).round().clamp(0.0, 7.0);
+                BARS[x as usize]
+            }
+        })
+        .collect()
+}
+
+/// `stats --history`: a header with the window and the encoding's ratio,
+/// then a sparkline per metric with its min, max and last value.
+fn history_report(h: &Value) -> String {
+    let ms = |k: &str| h[k].as_i64().unwrap_or(0);
+    let mut out = format!(
+        "metrics history {} .. {}: {} point(s)",
+        crate::clock::iso_ms(ms("since_ms")),
+        crate::clock::iso_ms(ms("until_ms")),
+        h["points"]
+    );
+    match h["ratio"].as_f64() {
+        Some(r) => out.push_str(&format!(
+            "; stored {} in {} chunk(s), {} B/point vs {} B/point as JSON records ({r}x)",
+            human_bytes(h["encoded_bytes"].as_u64().unwrap_or(0)),
+            h["chunks"],
+            h["bytes_per_point"],
+            h["json_bytes_per_point"],
+        )),
+        None => out.push_str(" (nothing recorded yet: a point is kept every status tick)"),
+    }
+    let fig = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x}"));
+    for m in h["metrics"].as_array().into_iter().flatten() {
+        let values: Vec<Option<f64>> = m["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(Value::as_f64)
+            .collect();
+        let (min, max) = (m["min"].as_f64(), m["max"].as_f64());
+        out.push_str(&format!(
+            "\n{:<20} {}  min {} max {} last {}",
+            m["name"].as_str().unwrap_or_default(),
+            sparkline(&values, min.unwrap_or(0.0), max.unwrap_or(0.0)),
+            fig(&m["min"]),
+            fig(&m["max"]),
+            fig(&m["last"]),
+        ));
+    }
+    for b in h["bad_chunks"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "\n  bad chunk at {}: {}",
+            crate::clock::iso_ms(b["start_ms"].as_i64().unwrap_or(0)),
+            b["problem"].as_str().unwrap_or_default()
+        ));
+    }
+    out
 }
 
 /// `check [--verify-integrity]`: a line per column family, then the problems.

@@ -29,6 +29,16 @@ fn every_operation_has_a_command_whose_flags_the_daemon_accepts() {
         &["delete", "--key", "k"],
         &["scan", "--prefix", "p"],
         &["stats", "--detailed"],
+        &[
+            "stats",
+            "--history",
+            "--since",
+            "24h",
+            "--metric",
+            "write_iops",
+            "--points",
+            "40",
+        ],
         &["collection", "create", "--name", "c", "--dimension", "3"],
         &[
             "collection",
@@ -231,4 +241,31 @@ fn fixed_commands_still_parse() {
     let (config, parsed) = parse_from(argv).unwrap();
     assert_eq!(config.as_deref(), Some(std::path::Path::new("c.toml")));
     assert!(matches!(parsed, Parsed::Other(_)));
+}
+
+#[test]
+fn stats_history_flags_parse_as_typed_and_need_history() {
+    let (method, p) = params_of(&[
+        "stats",
+        "--history",
+        "--since",
+        "24h",
+        "--metric",
+        "write_iops",
+    ]);
+    assert_eq!(method, "storage_stats");
+    assert_eq!(p["history"], true);
+    assert_eq!(p["since"], "24h");
+    assert_eq!(p["metric"], "write_iops");
+    let argv = ["ruvector-storage", "stats", "--since", "24h"];
+    let e = parse_from(argv).err().expect("--since alone is refused");
+    assert!(e.to_string().contains("--history"), "{e}");
+}
+
+#[test]
+fn a_sparkline_scales_between_min_and_max() {
+    use super::output::sparkline;
+    let v = [Some(0.0), Some(3.5), Some(7.0), None, Some(1.0)];
+    assert_eq!(sparkline(&v, 0.0, 7.0), "▁▅█ ▂");
+    assert_eq!(sparkline(&[Some(2.0), Some(2.0)], 2.0, 2.0), "▁▁");
 }

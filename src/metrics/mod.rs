@@ -8,10 +8,13 @@
 //!   for `storage_stats {detailed}`;
 //! - [`tick`]: rates between samples, the 80% disk alert and the memory
 //!   alert (RSS over the budget by 25%), the records to publish;
-//! - [`records`]: those records, in the fields agents read (INTEROP.md §3).
+//! - [`records`]: those records, in the fields agents read (INTEROP.md §3);
+//! - [`history`]: the figures of each tick kept in the metrics history,
+//!   and what `stats --history` makes of them.
 
 pub mod disk;
 pub mod exposition;
+pub mod history;
 pub mod records;
 mod sample;
 pub mod tick;

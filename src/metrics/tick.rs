@@ -117,6 +117,8 @@ pub struct Tick {
     /// In order: status, vector_storage, metrics, index_persistence, the
     /// error (when there is a new one), then every board record.
     pub publications: Vec<Publication>,
+    /// The tick's point of the metrics history.
+    pub point: crate::series::Point,
 }
 
 /// The state kept from tick to tick.
@@ -182,6 +184,8 @@ impl Ticker {
             AlertChange::Cleared => self.memory_alert = false,
             AlertChange::Unchanged => {}
         }
+        let record = MetricsRecord::new(&sample, &rates);
+        let point = super::history::point(&record, &rates, &sample);
         let mut publications = vec![
             publication(STATUS_NAMESPACE, STATUS_KEY, &board.record()),
             publication(
@@ -189,11 +193,7 @@ impl Ticker {
                 VECTOR_STORAGE_KEY,
                 &VectorStorageRecord::new(&sample, &rates),
             ),
-            publication(
-                METRICS_NAMESPACE,
-                METRICS_KEY,
-                &MetricsRecord::new(&sample, &rates),
-            ),
+            publication(METRICS_NAMESPACE, METRICS_KEY, &record),
             publication(
                 STATUS_NAMESPACE,
                 INDEX_PERSISTENCE_KEY,
@@ -224,6 +224,7 @@ impl Ticker {
             sample,
             rates,
             publications,
+            point,
         }
     }
 }
