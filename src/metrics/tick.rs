@@ -391,6 +391,18 @@ mod tests {
         assert_eq!(by_key(VECTOR_STORAGE_KEY)["write_throughput_mbs"], 2.0);
         assert_eq!(by_key(METRICS_KEY)["write_iops"], 50.0);
         assert_eq!(by_key(METRICS_KEY)["disk_io_utilization"], 0.25);
+        // The history's point holds the same figures, and the throughput.
+        let col = |name: &str| {
+            let i = super::super::history::COLUMNS
+                .iter()
+                .position(|c| c.name == name)
+                .unwrap();
+            t.point.values[i]
+        };
+        assert_eq!(t.point.at_ms, t.sample.at_ms);
+        assert_eq!(col("write_iops"), Some(50.0));
+        assert_eq!(col("disk_io_utilization"), Some(0.25));
+        assert_eq!(col("write_mbs"), Some(2.0));
         assert_eq!(by_key("swarm/storage/disk_io")["utilisation"], 0.25);
     }
 
