@@ -142,4 +142,15 @@ async fn compress_sets_rewrites_and_keeps_a_family_s_compression() {
     ]);
     assert_ne!(code, 0);
     assert!(e.contains("expected zstd, lz4, snappy or none"), "{e}");
+    // Back to the configured one.
+    ok(
+        &c,
+        "storage_compress",
+        json!({"type": "kv", "algorithm": "zstd", "level": 1}),
+    )
+    .await;
+    let (code, out, e) = cli(&["compress", "--type", "kv", "--reset", "--connect", &d.url]);
+    assert_eq!(code, 0, "{e}");
+    assert!(out.contains("kv: lz4 (was zstd:1)"), "{out}");
+    assert_eq!(kv_compression(&c).await, "lz4");
 }

@@ -177,6 +177,7 @@ fn every_operation_has_a_command_whose_flags_the_daemon_accepts() {
             "--wait",
         ],
         &["compress", "--collection", "c", "--recalibrate"],
+        &["compress", "--type", "kv", "--reset"],
     ];
     let mut seen = std::collections::BTreeSet::new();
     for args in cases {

@@ -285,6 +285,17 @@ impl Engine {
         Ok(())
     }
 
+    /// Back to the configured spec: the runtime choice is removed.
+    pub fn reset_compression(&self, cf: Cf) -> Result<CompressionSpec> {
+        let configured = self.compression.configured[cf as usize];
+        self.apply_options(cf, &configured)?;
+        let mut b = WriteBatch::default();
+        b.delete_cf(self.cf(Cf::Sys), sys_key(cf));
+        self.write(b)?;
+        self.set_spec(cf, configured, Source::Config);
+        Ok(configured)
+    }
+
     /// What a family's live table files hold.
     pub fn compression_figures(&self, cf: Cf) -> Figures {
         self.db
@@ -338,6 +349,17 @@ mod tests {
         );
         let f = e.compression_figures(Cf::Kv);
         assert_eq!(f.entries, 2000);
+        // Reset: the configured one again, and after a restart too.
+        assert_eq!(
+            e.reset_compression(Cf::Kv).unwrap(),
+            config.compression_of("kv")
+        );
+        drop(e);
+        let e = Engine::open(&config, std::sync::Arc::new(ManualClock::new(0))).unwrap();
+        assert_eq!(
+            e.compression_of(Cf::Kv),
+            (config.compression_of("kv"), Source::Config)
+        );
     }
 
     #[test]

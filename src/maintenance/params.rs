@@ -64,6 +64,10 @@ pub struct CompressParams {
     #[serde(default)]
     #[arg(long)]
     pub rewrite: bool,
+    /// Go back to the configured compression ([compression] in the config file).
+    #[serde(default)]
+    #[arg(long, conflicts_with_all = ["algorithm", "level", "dictionary"])]
+    pub reset: bool,
 }
 
 /// Per column family: raw and stored bytes of its table files, the ratio and the compression; measured on a sample, what each candidate would store (none, snappy, lz4, zstd 1/3/9/19, with and without a dictionary) and how fast it encodes, and for each collection every quantization level with its recall@10 against exact f32 search on the sample.

@@ -174,7 +174,7 @@ impl Service {
                 "quantization applies to vectors: --type vectors (or leave --type out)",
             ));
         }
-        if p.algorithm.is_some() || p.level.is_some() || p.dictionary || p.rewrite {
+        if p.algorithm.is_some() || p.level.is_some() || p.dictionary || p.rewrite || p.reset {
             return Err(Error::invalid(
                 "block compression (--algorithm, --level, --dictionary, --rewrite) applies to a whole data type; run it as its own command, without --collection",
             ));
@@ -231,6 +231,12 @@ impl Service {
             ));
         };
         let cf = family_of_type(data_type)?;
+        if p.reset && (p.algorithm.is_some() || p.level.is_some() || p.dictionary) {
+            return Err(Error::invalid(
+                "reset goes back to the configured compression: give it without --algorithm, \
+                 --level or --dictionary",
+            ));
+        }
         let spec = match &p.algorithm {
             Some(a) => Some(CompressionSpec::new(
                 Algorithm::parse(a)?,
@@ -242,9 +248,9 @@ impl Service {
                     "--level and --dictionary go with --algorithm (e.g. --algorithm zstd --level 9)",
                 ))
             }
-            None if !p.rewrite => {
+            None if !p.rewrite && !p.reset => {
                 return Err(Error::invalid(
-                    "nothing to do: give --algorithm to change the compression, --rewrite to apply it to the existing files, or both",
+                    "nothing to do: give --algorithm to change the compression, --rewrite to apply it to the existing files, or both; --reset goes back to the configured one",
                 ))
             }
             None => None,
@@ -254,6 +260,9 @@ impl Service {
         let previous = engine.compression_of(cf).0;
         if let Some(spec) = spec {
             engine.set_compression(cf, spec)?;
+        }
+        if p.reset {
+            engine.reset_compression(cf)?;
         }
         let current = engine.compression_of(cf).0;
         let rewrite = if p.rewrite {

@@ -61,15 +61,37 @@ pub struct Step {
 }
 
 impl Engine {
+    /// The generations of `collection` that have a calibration record.
+    pub(super) fn generations(&self, collection: &str) -> Result<Vec<u8>> {
+        let prefix = quant_key(collection, 0);
+        let prefix = &prefix.as_bytes()[..prefix.len() - 1]; // `quant/<name>/`
+        let mut out = Vec::new();
+        for kv in self.db().prefix_iterator_cf(self.cf(Cf::Sys), prefix) {
+            let (k, _) = kv?;
+            let Some(rest) = k.strip_prefix(prefix) else {
+                break;
+            };
+            match std::str::from_utf8(rest)
+                .ok()
+                .and_then(|s| s.parse::<u8>().ok())
+            {
+                Some(g) => out.push(g),
+                None => {
+                    return Err(Error::corruption(format!(
+                        "sys key {:?} is not a calibration record of {collection:?}",
+                        String::from_utf8_lossy(&k)
+                    )))
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The smallest generation of `collection` with no calibration record.
     pub(super) fn free_generation(&self, collection: &str) -> Result<u8> {
-        for g in 0..=u8::MAX {
-            if self
-                .get(Cf::Sys, quant_key(collection, g).as_bytes())?
-                .is_none()
-            {
-                return Ok(g);
-            }
+        let used = self.generations(collection)?;
+        if let Some(g) = (0..=u8::MAX).find(|g| !used.contains(g)) {
+            return Ok(g);
         }
         Err(Error::unavailable(format!(
             "collection {collection:?} has 256 calibration records in use; let the running \
@@ -127,16 +149,11 @@ impl Engine {
         let mut batch = WriteBatch::default();
         // Retire what the last change left: no vector uses those records.
         let mut in_use = Vec::new();
-        for g in 0..=u8::MAX {
-            if self
-                .get(Cf::Sys, quant_key(collection, g).as_bytes())?
-                .is_some()
-            {
-                if Some(g) == info.calibration {
-                    in_use.push(g);
-                } else {
-                    batch.delete_cf(self.cf(Cf::Sys), quant_key(collection, g));
-                }
+        for g in self.generations(collection)? {
+            if Some(g) == info.calibration {
+                in_use.push(g);
+            } else {
+                batch.delete_cf(self.cf(Cf::Sys), quant_key(collection, g));
             }
         }
         let sample = info.calibration_sample as u64;
