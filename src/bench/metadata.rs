@@ -11,9 +11,10 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::harness::Daemon;
+use super::quantization::call_err;
 use super::BenchArgs;
 use crate::codec;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::npy::Matrix;
 
 /// (spec shown, `storage_compress` params)
@@ -23,10 +24,6 @@ const SPECS: [(&str, &str, Option<i32>, bool); 4] = [
     ("zstd:3", "zstd", Some(3), false),
     ("lz4+dict", "lz4", None, true),
 ];
-
-fn call_err(e: crate::client::CallError) -> Error {
-    e.into_error()
-}
 
 /// Lines for the report and the JSON rows; nothing when there is no
 /// `base.txt` beside the vectors.

@@ -41,7 +41,7 @@ const SETTINGS: [(&str, &str, &str, bool); 8] = [
 /// Vectors of the ingest and search-speed runs.
 const SPEED_ROWS: usize = 40_000;
 
-fn call_err(e: crate::client::CallError) -> Error {
+pub(super) fn call_err(e: crate::client::CallError) -> Error {
     e.into_error()
 }
 

@@ -94,6 +94,17 @@ impl Service {
         Ok(json!(result?))
     }
 
+    /// A short call on the live store, on a blocking thread.
+    async fn on_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Engine) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let slot = self.slot.clone();
+        tokio::task::spawn_blocking(move || f(&*slot.get()?))
+            .await
+            .unwrap_or_else(|e| Err(Error::internal(format!("a store call failed: {e}"))))
+    }
+
     /// Run one job on a blocking thread with progress; the caller holds
     /// `busy`.
     async fn blocking<T: Send + 'static>(
@@ -130,7 +141,7 @@ impl Service {
     /// Re-encodes left unfinished (the daemon stopped in one): run them in
     /// the background, one after another.
     pub async fn resume_reencodes(self: Arc<Self>) -> Result<()> {
-        let pending = self.slot.get()?.reencodes_pending()?;
+        let pending = self.on_store(|e| e.reencodes_pending()).await?;
         for info in pending {
             tracing::info!(collection = %info.name, "resuming the re-encode of a collection");
             if let Err(e) = self.clone().run_reencode(info.name.clone()).await {
@@ -179,31 +190,31 @@ impl Service {
                 "block compression (--algorithm, --level, --dictionary, --rewrite) applies to a whole data type; run it as its own command, without --collection",
             ));
         }
-        let engine = self.slot.get()?;
-        let info = engine
-            .collection_get(&collection)?
-            .ok_or_else(|| Error::not_found(format!("collection {collection:?} does not exist")))?;
-        let target = match (p.quantization, p.recalibrate) {
-            (None, false) => {
-                return Err(Error::invalid(
-                    "give --quantization (none, f16, int8, int6, int4, binary) or --recalibrate",
-                ))
-            }
-            (Some(q), true) if q != info.quantization => {
-                return Err(Error::invalid(format!(
-                    "recalibrate keeps the collection's format ({}); to change it to {q}, give --quantization alone",
-                    info.quantization
-                )))
-            }
-            (Some(q), _) => q,
-            (None, true) => info.quantization,
-        };
-        let recalibrate = p.recalibrate;
+        if p.quantization.is_none() && !p.recalibrate {
+            return Err(Error::invalid(
+                "give --quantization (none, f16, int8, int6, int4, binary) or --recalibrate",
+            ));
+        }
+        let (quantization, recalibrate) = (p.quantization, p.recalibrate);
         let name = collection.clone();
-        let started =
-            tokio::task::spawn_blocking(move || engine.reencode_start(&name, target, recalibrate))
-                .await
-                .map_err(|e| Error::internal(format!("starting the re-encode: {e}")))??;
+        let started = self
+            .on_store(move |engine| {
+                let info = engine.collection_get(&name)?.ok_or_else(|| {
+                    Error::not_found(format!("collection {name:?} does not exist"))
+                })?;
+                let target = match quantization {
+                    Some(q) if recalibrate && q != info.quantization => {
+                        return Err(Error::invalid(format!(
+                            "recalibrate keeps the collection's format ({}); to change it to {q}, give --quantization alone",
+                            info.quantization
+                        )))
+                    }
+                    Some(q) => q,
+                    None => info.quantization,
+                };
+                engine.reencode_start(&name, target, recalibrate)
+            })
+            .await?;
         let job = tokio::task::spawn_local(self.clone().run_reencode(collection.clone()));
         if p.wait {
             return job
@@ -256,15 +267,20 @@ impl Service {
             None => None,
         };
         let _busy = self.busy.lock().await;
-        let engine = self.slot.get()?;
-        let previous = engine.compression_of(cf).0;
-        if let Some(spec) = spec {
-            engine.set_compression(cf, spec)?;
-        }
-        if p.reset {
-            engine.reset_compression(cf)?;
-        }
-        let current = engine.compression_of(cf).0;
+        let reset = p.reset;
+        // SetOptions and a durable write: off the reactor.
+        let (previous, current) = self
+            .on_store(move |engine| {
+                let previous = engine.compression_of(cf).0;
+                if let Some(spec) = spec {
+                    engine.set_compression(cf, spec)?;
+                }
+                if reset {
+                    engine.reset_compression(cf)?;
+                }
+                Ok((previous, engine.compression_of(cf).0))
+            })
+            .await?;
         let rewrite = if p.rewrite {
             let operation = format!("compress --type {} --rewrite", cf.name());
             let result = self

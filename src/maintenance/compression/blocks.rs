@@ -200,6 +200,20 @@ fn train(blocks: &Blocks) -> Result<Vec<u8>> {
     })
 }
 
+/// `n` pseudo-random bytes (xorshift) from `state`: data no compressor
+/// can shrink, for tests.
+#[cfg(test)]
+pub(super) fn noise(state: &mut u64, n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            *state as u8
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,14 +281,7 @@ mod tests {
             .map(|i| {
                 // Long enough that the keys' few compressible bytes save
                 // less than RocksDB asks for.
-                let v = (0..1536)
-                    .map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        x as u8
-                    })
-                    .collect();
+                let v = noise(&mut x, 1536);
                 (format!("{i:08}").into_bytes(), v)
             })
             .collect();

@@ -108,14 +108,7 @@ fn near_random_values_are_predicted_and_stored_raw() {
     let mut x = 0x2545F4914F6CDD1Du64;
     let mut b = WriteBatch::default();
     for i in 0..3000 {
-        let v: Vec<u8> = (0..1536)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let v = blocks::noise(&mut x, 1536);
         b.put_cf(e.cf(Cf::Kv), format!("k{i:06}"), v);
     }
     e.write(b).unwrap();
