@@ -155,6 +155,8 @@ fn event(
                 .map(|v| Value::String(String::from_utf8_lossy(v).into_owned()));
         }
         Cf::Vectors => {
+            // (A dedup collection's stored vectors, `collection \x01 <hash>`,
+            // have no NUL and no event: their ids' references have.)
             let (c, id) = split_group(key)?;
             e.kind = "vector".into();
             e.collection = Some(c);
@@ -162,6 +164,9 @@ fn event(
             e.value = value.map(|v| match codec::decode(v) {
                 Ok((codec::Codec::Quantized, code)) => {
                     serde_json::json!({"quantized": true, "code_bytes": code.len().saturating_sub(1)})
+                }
+                Ok((codec::Codec::VectorRef, hash)) => {
+                    serde_json::json!({"dedup": true, "content": crate::fs::hex(hash)})
                 }
                 _ => serde_json::json!({"dimension": v.len().saturating_sub(1) / 4}),
             });

@@ -10,6 +10,7 @@
 //! | 0x04 | `MemoryV1` | i64 LE expiry in ms since epoch (0 = never) + JSON   |
 //! | 0x05 | `Series`   | a chunk of the metrics history (see `series`) |
 //! | 0x20 | `Quantized`| a vector: calibration generation (u8) + its codes    |
+//! | 0x21 | `VectorRef`| an id of a dedup collection: its content hash (16 B) |
 //!
 //! A quantized vector is decoded with the calibration record of its
 //! collection and generation (`quant/<collection>/<generation>` in `sys`,
@@ -29,6 +30,9 @@ pub enum Codec {
     /// A chunk of the daemon's metrics history (module `series`).
     Series = 0x05,
     Quantized = 0x20,
+    /// An id of a dedup collection: the hash its vector is stored under
+    /// (see `engine::vectors::dedup`).
+    VectorRef = 0x21,
 }
 
 impl Codec {
@@ -40,6 +44,7 @@ impl Codec {
             0x04 => Some(Codec::MemoryV1),
             0x05 => Some(Codec::Series),
             0x20 => Some(Codec::Quantized),
+            0x21 => Some(Codec::VectorRef),
             _ => None,
         }
     }

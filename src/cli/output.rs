@@ -417,6 +417,14 @@ fn compression_report(v: &Value) -> String {
             "ratio",
             "recall@10"
         ));
+        if let Some(d) = c.get("dedup").filter(|d| !d.is_null()) {
+            out.push_str(&format!(
+                "\n    dedup: {} ids over {} distinct vectors, ratio {:.2}",
+                d["vectors"],
+                d["unique_vectors"],
+                d["dedup_ratio"].as_f64().unwrap_or(1.0)
+            ));
+        }
         for q in c["candidates"].as_array().into_iter().flatten() {
             match q["refused"].as_str() {
                 Some(why) => out.push_str(&format!(

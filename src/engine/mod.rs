@@ -43,8 +43,9 @@ pub(crate) use options::{descriptors, open_read_only};
 pub use slot::{EngineSlot, Pass, Quiesced};
 pub use stats::{CfStats, Counters, StoreMemory, StoreStats};
 pub use vectors::{
-    CollectionInfo, Hit, Metric, Originals, ReEncode, SearchOut, SearchRequest, Step, Storage,
-    VectorFormat, VectorInput, VectorOut, VectorSample, DEFAULT_CALIBRATION_SAMPLE, MAX_K,
+    decode_count, decode_ref, CollectionInfo, DedupFigures, Hit, Metric, Originals, ReEncode,
+    SearchOut, SearchRequest, Step, Storage, VectorFormat, VectorInput, VectorOut, VectorSample,
+    DEFAULT_CALIBRATION_SAMPLE, MAX_K,
 };
 
 use std::path::{Path, PathBuf};
@@ -136,6 +137,8 @@ pub struct Engine {
     quantizers: vectors::Quantizers,
     /// Exact-search indexes of collections, kept in memory.
     search: vectors::SearchCache,
+    /// Stripe locks of dedup collections' writes (see `vectors::dedup`).
+    dedup_locks: vectors::DedupLocks,
     /// Serialises index uploads, commits and deletes (see `indexes`).
     pub(crate) index_lock: std::sync::Mutex<()>,
     /// RocksDB's column family ids (as they appear in the WAL), by [`Cf`].
@@ -194,6 +197,7 @@ impl Engine {
             ddl_lock: Default::default(),
             quantizers: Default::default(),
             search: Default::default(),
+            dedup_locks: Default::default(),
             index_lock: Default::default(),
             cf_ids: [0; Cf::ALL.len()],
             history: String::new(),

@@ -91,6 +91,9 @@ pub struct CollectionReport {
     pub storage_format: &'static str,
     pub vectors_sampled: usize,
     pub candidates: Vec<QuantCandidate>,
+    /// Ids per distinct vector, for a dedup collection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<crate::engine::DedupFigures>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -294,6 +297,7 @@ pub fn analyze(
                     engine.block_size(),
                 )?,
                 vectors_sampled: sample.vectors.len(),
+                dedup: engine.dedup_figures(&info)?,
                 storage_format: info.quantization.storage_format(),
                 quantization: info.quantization,
                 dimension: info.dimension,

@@ -171,7 +171,7 @@ pub fn check(
                         found.add(cf, k, e.message);
                     }
                 }
-                Cf::Vectors => check_vector(k, v, &dims, &mut found),
+                Cf::Vectors => check_vector(k, v, &mut dims, &mut found),
                 Cf::Originals => {
                     if let Err(e) = codec::expect(v, Codec::F32Le) {
                         found.add(cf, k, e.message);
@@ -214,6 +214,9 @@ pub fn check(
         if let Err(e) = it.status() {
             // A block that fails its checksum stops the iterator here.
             found.add(cf, b"", format!("reading stopped: {e}"));
+        }
+        if cf == Cf::Vectors && deep {
+            dims.dedup.settle(&mut found);
         }
         rep.problems = found.total - before;
         progress.advance(unreported);
@@ -273,6 +276,8 @@ const COLLECTION_PREFIX: &[u8] = b"collection/";
 struct Shapes {
     dims: HashMap<String, usize>,
     codes: HashMap<(String, u8), usize>,
+    /// Dedup collections' references, contents and counts.
+    dedup: dedup::Tally,
 }
 
 fn check_sys(k: &[u8], v: &[u8], shapes: &mut Shapes, found: &mut Findings) {
@@ -296,6 +301,9 @@ fn check_sys(k: &[u8], v: &[u8], shapes: &mut Shapes, found: &mut Findings) {
         });
         match parsed {
             Ok(info) if info.name.as_bytes() == name && info.dimension > 0 => {
+                if info.dedup {
+                    shapes.dedup.collections.insert(info.name.clone());
+                }
                 dims.insert(info.name, info.dimension);
             }
             Ok(info) => found.add(
@@ -312,6 +320,8 @@ fn check_sys(k: &[u8], v: &[u8], shapes: &mut Shapes, found: &mut Findings) {
                 format!("collection descriptor does not decode: {}", e.message),
             ),
         }
+    } else if let Some(rest) = k.strip_prefix(b"dedup/") {
+        shapes.dedup.count(rest, v, k, found);
     } else if let Some(rest) = k.strip_prefix(b"quant/") {
         let name = String::from_utf8_lossy(rest);
         let parsed = name
@@ -329,14 +339,22 @@ fn check_sys(k: &[u8], v: &[u8], shapes: &mut Shapes, found: &mut Findings) {
     }
 }
 
-/// A vector: `collection \0 id` → F32 of the collection's dimension.
-fn check_vector(k: &[u8], v: &[u8], shapes: &Shapes, found: &mut Findings) {
-    let dims = &shapes.dims;
-    let Some(at) = k.iter().position(|b| *b == 0) else {
+/// A vector: `collection \0 id` → F32 of the collection's dimension, or
+/// codes of one of its calibrations; in a dedup collection a reference
+/// there, and the vector at `collection \x01 <hash>`.
+fn check_vector(k: &[u8], v: &[u8], shapes: &mut Shapes, found: &mut Findings) {
+    let Some(at) = k.iter().position(|b| *b <= 1) else {
         found.add(Cf::Vectors, k, "key has no collection part");
         return;
     };
     let collection = String::from_utf8_lossy(&k[..at]);
+    if !shapes
+        .dedup
+        .vector(&collection, k[at] == 1, &k[at + 1..], v, k, found)
+    {
+        return;
+    }
+    let dims = &shapes.dims;
     let Some(&dim) = dims.get(collection.as_ref()) else {
         found.add(
             Cf::Vectors,
@@ -427,3 +445,5 @@ fn rehash(engine: &Engine, name: &str, size: u64, sha256: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests;
+
+mod dedup;

@@ -110,6 +110,9 @@ impl Blocking<Store> for StorageStatsParams {
             "vectors_estimate": key_estimate("vectors"),
             "kv_keys_estimate": key_estimate("kv"),
             "memory_entries_estimate": key_estimate("memory"),
+            // Ids per distinct vector stored, per dedup collection (exact:
+            // walks their keys).
+            "dedup": e.dedup_all()?,
             "actors": s.status.snapshot(),
             "records": s.status.records(),
             "metrics": self.detailed.then(|| {

@@ -13,7 +13,7 @@ use crate::engine::{
 use crate::error::Result;
 use crate::quant::Quantization;
 
-/// Create a vector collection with a dimension, a metric (cosine, euclidean, dot) and how its vectors are stored (quantization none|f16|int8|int6|int4|binary; originals keep|drop).
+/// Create a vector collection with a dimension, a metric (cosine, euclidean, dot) and how its vectors are stored (quantization none|f16|int8|int6|int4|binary; originals keep|drop; dedup of identical vectors).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Args)]
 #[serde(deny_unknown_fields)]
 pub struct CollectionCreateParams {
@@ -40,6 +40,11 @@ pub struct CollectionCreateParams {
     #[arg(long, default_value_t = DEFAULT_CALIBRATION_SAMPLE)]
     #[schemars(range(min = 1, max = 65536))]
     pub calibration_sample: usize,
+    /// Store identical vectors once, ids referring to them by content hash
+    /// (reference-counted; set at creation).
+    #[serde(default)]
+    #[arg(long)]
+    pub dedup: bool,
 }
 
 fn default_sample() -> usize {
@@ -52,6 +57,7 @@ impl Blocking<Store> for CollectionCreateParams {
             quantization: self.quantization,
             originals: self.originals,
             calibration_sample: self.calibration_sample,
+            dedup: self.dedup,
         };
         let (info, created) = s.engine.get()?.collection_create_with(
             &self.name,

@@ -66,6 +66,8 @@ pub struct Storage {
     pub quantization: Quantization,
     pub originals: Originals,
     pub calibration_sample: usize,
+    /// Identical vectors stored once (see `dedup`).
+    pub dedup: bool,
 }
 
 impl Default for Storage {
@@ -74,6 +76,7 @@ impl Default for Storage {
             quantization: Quantization::None,
             originals: Originals::Keep,
             calibration_sample: DEFAULT_CALIBRATION_SAMPLE,
+            dedup: false,
         }
     }
 }
@@ -101,8 +104,18 @@ pub struct CollectionInfo {
     /// stored as f32 until then), always `None` for `none`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<u8>,
+    /// Identical vectors stored once, ids referring to them (`dedup`);
+    /// set at creation.
+    #[serde(default)]
+    pub dedup: bool,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub vectors: Option<u64>,
+    /// With dedup: distinct vectors stored (listings only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub unique_vectors: Option<u64>,
+    /// With dedup: ids per distinct vector (listings only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dedup_ratio: Option<f64>,
     /// A change of quantization in progress (see `reencode`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reencode: Option<super::reencode::ReEncode>,
@@ -138,6 +151,7 @@ impl CollectionInfo {
             quantization: self.quantization,
             originals: self.originals,
             calibration_sample: self.calibration_sample,
+            dedup: self.dedup,
         }
     }
 }
@@ -194,8 +208,12 @@ impl Engine {
             }
             return Err(Error::exists(format!(
                 "collection {name:?} exists with dimension {}, metric {:?}, quantization {}, \
-                 originals {:?}",
-                existing.dimension, existing.metric, existing.quantization, existing.originals
+                 originals {:?}, dedup {}",
+                existing.dimension,
+                existing.metric,
+                existing.quantization,
+                existing.originals,
+                existing.dedup
             )));
         }
         let mut info = CollectionInfo {
@@ -207,7 +225,10 @@ impl Engine {
             originals: storage.originals,
             calibration_sample: storage.calibration_sample,
             calibration: None,
+            dedup: storage.dedup,
             vectors: None,
+            unique_vectors: None,
+            dedup_ratio: None,
             reencode: None,
         };
         let mut batch = WriteBatch::default();
@@ -230,6 +251,8 @@ impl Engine {
     ) -> Result<()> {
         let mut stored = info.clone();
         stored.vectors = None;
+        stored.unique_vectors = None;
+        stored.dedup_ratio = None;
         let body = serde_json::to_vec(&stored).map_err(|e| Error::internal(e.to_string()))?;
         batch.put_cf(
             self.cf(Cf::Sys),
@@ -264,8 +287,17 @@ impl Engine {
     pub fn collection_list(&self) -> Result<Vec<CollectionInfo>> {
         let mut list = self.collection_descriptors()?;
         for info in &mut list {
-            info.vectors =
-                Some(self.count_prefix(Cf::Vectors, &group_prefix(&info.name), u64::MAX)?);
+            match self.dedup_figures(info)? {
+                Some(d) => {
+                    info.vectors = Some(d.vectors);
+                    info.unique_vectors = Some(d.unique_vectors);
+                    info.dedup_ratio = Some(d.dedup_ratio);
+                }
+                None => {
+                    info.vectors =
+                        Some(self.count_prefix(Cf::Vectors, &group_prefix(&info.name), u64::MAX)?)
+                }
+            }
         }
         Ok(list)
     }
@@ -297,7 +329,9 @@ impl Engine {
                 let start = group_prefix(&c.name);
                 let mut end = start.clone();
                 if let Some(last) = end.last_mut() {
-                    *last += 1; // prefixes end in \0
+                    // Prefixes end in \0; the ids' references and the
+                    // distinct vectors of a dedup collection (\x01) both.
+                    *last += 2;
                 }
                 (start, end)
             })
@@ -349,8 +383,21 @@ impl Engine {
     /// An iterator over the keys of one group (`prefix` = `group \0`),
     /// positioned at its first, reading past the block cache.
     pub(super) fn group_iter(&self, cf: Cf, prefix: &[u8]) -> rocksdb::DBRawIterator<'_> {
+        self.group_iter_at(cf, prefix, None)
+    }
+
+    /// [`Self::group_iter`], reading `snapshot` (which must outlive it).
+    pub(super) fn group_iter_at(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        snapshot: Option<&rocksdb::Snapshot<'_>>,
+    ) -> rocksdb::DBRawIterator<'_> {
         let mut ro = ReadOptions::default();
         ro.fill_cache(false);
+        if let Some(s) = snapshot {
+            ro.set_snapshot(s);
+        }
         let mut upper = prefix.to_vec();
         if let Some(last) = upper.last_mut() {
             *last += 1; // prefixes end in \0, so this never overflows

@@ -7,11 +7,14 @@
 //! `quantized` the codes of quantized collections, `search` the exact scan.
 
 mod collections;
+mod dedup;
 mod input;
 mod quantized;
 mod reencode;
 mod search;
 
+#[cfg(test)]
+mod dedup_tests;
 #[cfg(test)]
 mod quant_tests;
 #[cfg(test)]
@@ -20,6 +23,7 @@ mod reencode_tests;
 mod tests;
 
 pub use collections::{CollectionInfo, Metric, Originals, Storage, DEFAULT_CALIBRATION_SAMPLE};
+pub use dedup::{decode_count, decode_ref, DedupFigures, DedupLocks};
 pub use input::VectorInput;
 pub use quantized::{Quantizers, VectorSample};
 pub use reencode::{ReEncode, Step};
@@ -153,6 +157,7 @@ impl Engine {
             }
             let value = encode_vector(item, &info)
                 .map_err(|e| Error::invalid(format!("{}: {e}", what())))?;
+            let hash = info.dedup.then(|| dedup::content_hash(&value));
             let value = Self::to_stored(&info, current.as_ref(), value)?;
             let meta = match &item.metadata {
                 None | Some(Value::Null) => None,
@@ -176,12 +181,12 @@ impl Engine {
                     )))
                 }
             };
-            encoded.push((composite_key(collection, &item.id), value, meta));
+            encoded.push((composite_key(collection, &item.id), value, meta, hash));
         }
         let (vcf, mcf) = (self.cf(Cf::Vectors), self.cf(Cf::Metadata));
         let bytes: usize = encoded
             .iter()
-            .map(|(k, v, m)| {
+            .map(|(k, v, m, _)| {
                 3 * k.len()
                     + v.value.len()
                     + v.original.as_ref().map_or(0, Vec::len)
@@ -190,12 +195,25 @@ impl Engine {
             })
             .sum();
         let mut batch = WriteBatch::with_capacity_bytes(bytes);
+        // A dedup collection stages references, counts and new content;
+        // its locks are held until the batch is written.
+        let _held = if info.dedup {
+            let changes: Vec<dedup::Change<'_>> = encoded
+                .iter()
+                .map(|(k, v, _, h)| (k.as_slice(), h.map(|h| (h, v))))
+                .collect();
+            Some(self.dedup_stage(&info, &mut batch, &changes)?.0)
+        } else {
+            None
+        };
         let mut clipped = 0;
-        for (key, stored, meta) in &encoded {
-            batch.put_cf(vcf, key, &stored.value);
+        for (key, stored, meta, _) in &encoded {
             clipped += stored.clipped;
-            if let Some(o) = &stored.original {
-                batch.put_cf(self.cf(Cf::Originals), key, o);
+            if !info.dedup {
+                batch.put_cf(vcf, key, &stored.value);
+                if let Some(o) = &stored.original {
+                    batch.put_cf(self.cf(Cf::Originals), key, o);
+                }
             }
             match meta {
                 Some(m) => batch.put_cf(mcf, key, codec::encode(Codec::Json, m)),
@@ -227,7 +245,7 @@ impl Engine {
         with_vector: bool,
         format: VectorFormat,
     ) -> Result<(Vec<VectorOut>, Vec<String>)> {
-        self.collection_required(collection)?;
+        let info = self.collection_required(collection)?;
         self.check_batch_len("ids", ids.len())?;
         for (i, id) in ids.iter().enumerate() {
             self.check_id(id)
@@ -237,7 +255,7 @@ impl Engine {
         let mut missing = Vec::new();
         for id in ids {
             let key = composite_key(collection, id);
-            let Some(vbytes) = self.get(Cf::Vectors, &key)? else {
+            let Some(vbytes) = self.read_vector(&info, &key)? else {
                 missing.push(id.clone());
                 continue;
             };
@@ -293,16 +311,32 @@ impl Engine {
         let (vcf, mcf) = (self.cf(Cf::Vectors), self.cf(Cf::Metadata));
         let mut existed = 0;
         let mut batch = WriteBatch::default();
-        for id in ids {
-            let key = composite_key(collection, id);
-            if self.db().get_pinned_cf(vcf, &key)?.is_some() {
+        let mut keys: Vec<Vec<u8>> = ids.iter().map(|id| composite_key(collection, id)).collect();
+        // An id given twice is deleted (and counted) once.
+        keys.sort_unstable();
+        keys.dedup();
+        let _held = if info.dedup {
+            let changes: Vec<dedup::Change<'_>> =
+                keys.iter().map(|k| (k.as_slice(), None)).collect();
+            let (held, n) = self.dedup_stage(&info, &mut batch, &changes)?;
+            existed = n;
+            Some(held)
+        } else {
+            None
+        };
+        for key in &keys {
+            if info.dedup {
+                batch.delete_cf(mcf, key);
+                continue;
+            }
+            if self.db().get_pinned_cf(vcf, key)?.is_some() {
                 existed += 1;
             }
-            batch.delete_cf(vcf, &key);
-            batch.delete_cf(mcf, &key);
+            batch.delete_cf(vcf, key);
+            batch.delete_cf(mcf, key);
             // (A re-encode to f32 may not have reached this one yet.)
             if info.quantization != crate::quant::Quantization::None || info.reencode.is_some() {
-                batch.delete_cf(self.cf(Cf::Originals), &key);
+                batch.delete_cf(self.cf(Cf::Originals), key);
             }
         }
         self.write(batch)?;

@@ -53,6 +53,7 @@ pub(super) fn storage(q: Quantization, originals: Originals, sample: usize) -> S
         quantization: q,
         originals,
         calibration_sample: sample,
+        dedup: false,
     }
 }
 

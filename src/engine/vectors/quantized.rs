@@ -19,7 +19,7 @@ use rocksdb::WriteBatch;
 use super::collections::Originals;
 use super::CollectionInfo;
 use crate::codec::{self, Codec};
-use crate::engine::{group_prefix, Cf, Engine};
+use crate::engine::{Cf, Engine};
 use crate::error::{Error, Result};
 use crate::quant::{Quantization, Quantizer};
 
@@ -149,7 +149,8 @@ impl Engine {
             // calibrates at its start, or leaves f32 for a later upsert.)
             return Ok(info);
         }
-        let prefix = group_prefix(&info.name);
+        // (A dedup collection's distinct vectors: its ids refer to them.)
+        let prefix = Self::value_prefix(&info);
         let sample = info.calibration_sample as u64;
         if self.count_prefix(Cf::Vectors, &prefix, sample)? < sample {
             return Ok(info);
@@ -224,7 +225,7 @@ impl Engine {
     /// Up to `max` vectors of `info`'s collection, in key order.
     pub fn vector_sample(&self, info: &CollectionInfo, max: usize) -> Result<VectorSample> {
         let mut out = VectorSample::default();
-        let mut it = self.group_iter(Cf::Vectors, &group_prefix(&info.name));
+        let mut it = self.group_iter(Cf::Vectors, &Self::value_prefix(info));
         while it.valid() && out.keys.len() < max {
             let (Some(key), Some(value)) = (it.key(), it.value()) else {
                 break;

@@ -32,7 +32,7 @@ use super::collections::Originals;
 use super::quantized::quant_key;
 use super::CollectionInfo;
 use crate::codec::{self, Codec};
-use crate::engine::{composite_key, group_prefix, Cf, Engine};
+use crate::engine::{Cf, Engine};
 use crate::error::{Error, Result};
 use crate::quant::{Quantization, Quantizer};
 
@@ -157,7 +157,7 @@ impl Engine {
             }
         }
         let sample = info.calibration_sample as u64;
-        let prefix = group_prefix(collection);
+        let prefix = Self::value_prefix(&info);
         let quantizer = match target {
             Quantization::None => None,
             t if !t.calibrated() => Some(Quantizer::uncalibrated(t, info.dimension)),
@@ -215,10 +215,12 @@ impl Engine {
             });
         };
         let current = self.current_quantizer(&info)?;
-        let prefix = group_prefix(collection);
+        // The stored values: by id, or by content with dedup (the ids'
+        // references do not change).
+        let prefix = Self::value_prefix(&info);
         let mut it = self.group_iter(Cf::Vectors, &prefix);
         if let Some(after) = &marker.after {
-            let key = composite_key(collection, after);
+            let key = Self::value_key(&info, after);
             it.seek(&key);
             if it.key() == Some(&key[..]) {
                 it.next();
@@ -285,9 +287,11 @@ impl Engine {
         })
     }
 
-    /// How many vectors `collection` holds (walks its keys).
+    /// How many values `collection` stores (walks their keys): one a
+    /// vector, or one a distinct vector with dedup; what a re-encode walks.
     pub fn collection_vectors(&self, collection: &str) -> Result<u64> {
-        self.count_prefix(Cf::Vectors, &group_prefix(collection), u64::MAX)
+        let info = self.collection_required(collection)?;
+        self.count_prefix(Cf::Vectors, &Self::value_prefix(&info), u64::MAX)
     }
 
     /// Collections with a re-encode to finish (after a restart).

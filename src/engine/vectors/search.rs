@@ -187,10 +187,8 @@ impl Engine {
         }
         let mut top = best(scored, want);
         if rescore {
-            let keys: Vec<Vec<u8>> = top
-                .iter()
-                .map(|(_, id)| composite_key(&info.name, id))
-                .collect();
+            let ids: Vec<&str> = top.iter().map(|(_, id)| *id).collect();
+            let keys = self.stored_keys(&info, &ids)?;
             let originals = self
                 .db()
                 .batched_multi_get_cf(self.cf(Cf::Originals), &keys, false);
@@ -200,7 +198,7 @@ impl Engine {
                     Some(v) => codec::f32_from_le(codec::expect(&v, Codec::F32Le)?)?,
                     // Written before calibration and never re-encoded: the
                     // value itself is f32 (or the vector was just deleted).
-                    None => match self.get(Cf::Vectors, &composite_key(&info.name, id))? {
+                    None => match self.read_vector(&info, &composite_key(&info.name, id))? {
                         Some(v) if v.first() == Some(&(Codec::F32Le as u8)) => {
                             codec::f32_from_le(&v[1..])?
                         }
@@ -278,7 +276,11 @@ impl Engine {
     fn build_index(&self, info: &CollectionInfo, version: u64, budget: usize) -> Result<Index> {
         let dim = info.dimension;
         let prefix = group_prefix(&info.name);
-        let mut it = self.group_iter(Cf::Vectors, &prefix);
+        // The ids and, with dedup, the distinct vectors they refer to, as
+        // of one moment.
+        let snapshot = self.db().snapshot();
+        let contents = self.contents_at(info, &snapshot)?;
+        let mut it = self.group_iter_at(Cf::Vectors, &prefix, Some(&snapshot));
         let mut floats = Segment {
             ids: Vec::new(),
             rows: Rows::Floats(Vec::new()),
@@ -292,6 +294,10 @@ impl Engine {
             let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
             count += 1;
             let what = || format!("vector {id:?} of {:?}", info.name);
+            let v = match &contents {
+                None => v,
+                Some(contents) => contents.resolve(v).map_err(|e| e.context(what()))?,
+            };
             // Codes of a scalar or binary calibration are kept as codes;
             // everything else (f32, f16) as floats.
             let coded = match codec::decode(v).map_err(|e| e.context(what()))? {

@@ -160,6 +160,7 @@ fn quantized_vectors_are_checked_against_their_calibration() {
         quantization: crate::quant::Quantization::Int4,
         originals: crate::engine::Originals::Keep,
         calibration_sample: 2,
+        dedup: false,
     };
     e.collection_create_with("q", 4, Metric::Dot, storage)
         .unwrap();
@@ -219,4 +220,73 @@ fn quantized_vectors_are_checked_against_their_calibration() {
         "{:#?}",
         r.problems
     );
+}
+
+#[test]
+fn dedup_references_contents_and_counts_must_agree() {
+    let (_d, e) = store();
+    let storage = crate::engine::Storage {
+        dedup: true,
+        ..Default::default()
+    };
+    e.collection_create_with("d", 2, Metric::Dot, storage)
+        .unwrap();
+    let vs: Vec<VectorInput> = ["a", "b", "c"]
+        .iter()
+        .map(|id| serde_json::from_value(serde_json::json!({"id": id, "vector": [1, 2]})).unwrap())
+        .collect();
+    e.vector_upsert("d", &vs).unwrap();
+    let r = run(&e, true);
+    assert!(r.ok, "{:?}", r.problems);
+    // The one count, the one stored vector and a reference, as written.
+    let (count_key, count) = e
+        .db()
+        .prefix_iterator_cf(e.cf(Cf::Sys), b"dedup/d/")
+        .map(|r| r.unwrap())
+        .find(|(k, _)| k.starts_with(b"dedup/d/"))
+        .unwrap();
+    assert_eq!(&count[..], &3u64.to_le_bytes());
+    let hash = String::from_utf8(count_key[b"dedup/d/".len()..].to_vec()).unwrap();
+    let reference = e.get(Cf::Vectors, b"d\0a").unwrap().unwrap();
+    let db = e.db();
+    // A count off by one, a reference to nothing, a vector nobody refers
+    // to, and a plain vector where a reference belongs.
+    db.put_cf(e.cf(Cf::Sys), &count_key, 2u64.to_le_bytes())
+        .unwrap();
+    let mut dangling = reference.clone();
+    dangling[1] ^= 0xff;
+    db.put_cf(e.cf(Cf::Vectors), b"d\0x", &dangling).unwrap();
+    db.put_cf(
+        e.cf(Cf::Vectors),
+        format!("d\x01{}", "0".repeat(32)),
+        codec::encode_f32(&[1.0, 2.0]),
+    )
+    .unwrap();
+    db.put_cf(e.cf(Cf::Vectors), b"d\0y", codec::encode_f32(&[1.0, 2.0]))
+        .unwrap();
+    let r = run(&e, true);
+    let has = |what: &str| r.problems.iter().any(|p| p.problem.contains(what));
+    assert!(
+        has("reference count is 2, 3 ids refer to it"),
+        "{:#?}",
+        r.problems
+    );
+    assert!(
+        has("1 ids refer to this vector, which is missing"),
+        "{:#?}",
+        r.problems
+    );
+    assert!(
+        has("no id refers to this stored vector"),
+        "{:#?}",
+        r.problems
+    );
+    assert!(
+        has("the id holds a vector, not a reference"),
+        "{:#?}",
+        r.problems
+    );
+    assert!(r.problems.iter().any(|p| p.key.contains(&hash)));
+    // The dangling reference's count is missing too: 0 stored, 1 refers.
+    assert_eq!(r.problems_total, 5, "{:#?}", r.problems);
 }
