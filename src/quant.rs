@@ -7,9 +7,23 @@
 //! sample: among a few clip quantiles, the one whose quantization error
 //! (squared, over the sample) is smallest — a wide tail costs resolution
 //! everywhere, clipping a few outliers costs only them. Values outside the
-//! range are clipped to its ends and counted. Binary is the same form with
+//! range are clipped to its ends and counted. For int8, when the least
+//! error keeps the sample's own extremes, the ends are moved out by the gap
+//! between the two most extreme values (`2·x₁ − x₂`, the Robson–Whitlock
+//! estimate of a distribution's endpoint): a sample's extremes understate
+//! the range of the vectors encoded after it, and clipping those costs more
+//! than the slightly wider step. (Measured on MiniLM: int8 recall@10 0.9940
+//! → 0.9935 and 1.9% smaller once compressed; int6 lost 0.002 of recall
+//! with it, so the coarser codes keep the sample's ends.) Binary is the
+//! same form with
 //! one bit: `lo = mean − d`, `step = 2d` (d the mean absolute deviation), so
 //! a bit says "above the mean" and decodes to mean ± d.
+//!
+//! int8 codes are stored zigzag around each dimension's median code in the
+//! sample (`centre`): byte `z` is code `centre + unzigzag(z)` (mod 256).
+//! Lossless, it makes every dimension's bytes cluster at small values, which
+//! block compression (one entropy table for all dimensions of a block)
+//! codes in fewer bits; [`Quantizer::unpack_into`] gives the codes back.
 //!
 //! Codes are packed LSB-first, `bits` a dimension, in `ceil(dim·bits/8)`
 //! bytes (a dimension that does not fill the last byte pads it with zeros).
@@ -176,6 +190,9 @@ pub struct Quantizer {
     pub step: Vec<f32>,
     /// How many vectors the ranges were calibrated on.
     pub sample: usize,
+    /// int8: per dimension, the code stored bytes are zigzag around
+    /// (empty: stored as they are; records written before it).
+    pub centre: Vec<u8>,
 }
 
 impl Quantizer {
@@ -187,6 +204,7 @@ impl Quantizer {
             lo: Vec::new(),
             step: Vec::new(),
             sample: 0,
+            centre: Vec::new(),
         }
     }
 
@@ -212,6 +230,7 @@ impl Quantizer {
         let mut lo = Vec::with_capacity(dimension);
         let mut step = Vec::with_capacity(dimension);
         let mut column: Vec<f32> = Vec::with_capacity(sample.len());
+        let mut centre = Vec::new();
         for d in 0..dimension {
             column.clear();
             column.extend(sample.iter().map(|v| v[d]));
@@ -227,7 +246,7 @@ impl Quantizer {
                 ((mean - dev) as f32, (2.0 * dev) as f32)
             } else {
                 column.sort_by(f32::total_cmp);
-                best_range(&column, levels)
+                best_range(&column, levels, bits == 8)
             };
             if !(s > 0.0 && s.is_finite()) {
                 // A dimension constant in the sample (padding, a dead
@@ -236,6 +255,12 @@ impl Quantizer {
                 let half = f64::from(l).abs().clamp(1.0, f64::from(f32::MAX) / 4.0);
                 l = (f64::from(l) - half).clamp(f64::from(f32::MIN), f64::from(f32::MAX)) as f32;
                 s = (2.0 * half / f64::from(levels)) as f32;
+            }
+            if bits == 8 {
+                // The column is sorted: its median's code.
+                let median = f64::from(column[column.len() / 2]);
+                let c = ((median - f64::from(l)) / f64::from(s)).round();
+                centre.push(c.clamp(0.0, 255.0) as u8);
             }
             lo.push(l);
             step.push(s);
@@ -246,6 +271,7 @@ impl Quantizer {
             lo,
             step,
             sample: sample.len(),
+            centre,
         })
     }
 
@@ -303,6 +329,11 @@ impl Quantizer {
                             c.clamp(0.0, f64::from(max)) as u8
                         }),
                 );
+                if !self.centre.is_empty() {
+                    for (b, &m) in out[start..].iter_mut().zip(&self.centre) {
+                        *b = zigzag(b.wrapping_sub(m));
+                    }
+                }
                 if bits < 8 {
                     let codes = out.split_off(start);
                     let mut p = Packer::new(bits, out);
@@ -368,7 +399,13 @@ impl Quantizer {
             Error::internal(format!("{} vectors have no codes to unpack", self.kind))
         })?;
         if bits == 8 {
-            out.copy_from_slice(code);
+            if self.centre.is_empty() {
+                out.copy_from_slice(code);
+            } else {
+                for ((o, &z), &m) in out.iter_mut().zip(code).zip(&self.centre) {
+                    *o = m.wrapping_add(unzigzag(z));
+                }
+            }
             return Ok(());
         }
         let mask = (1u32 << bits) - 1;
@@ -395,62 +432,17 @@ impl Quantizer {
         let weights = query.iter().zip(&self.step).map(|(&q, &s)| q * s).collect();
         Prepared { bias, weights }
     }
-
-    /// The calibration record stored in `sys`: a version byte, the format,
-    /// dimension and sample size (u32 LE), then `lo` and `step` (f32 LE).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(10 + self.dimension * 8);
-        out.push(1);
-        out.push(self.kind.tag());
-        out.extend_from_slice(&(self.dimension as u32).to_le_bytes());
-        out.extend_from_slice(&(self.sample as u32).to_le_bytes());
-        for x in self.lo.iter().chain(&self.step) {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-        out
-    }
-
-    pub fn from_bytes(bytes: &[u8]) -> Result<Quantizer> {
-        let bad = |why: &str| Error::corruption(format!("calibration record: {why}"));
-        let [1, tag, rest @ ..] = bytes else {
-            return Err(bad("unknown version or too short"));
-        };
-        let kind = Quantization::from_tag(*tag).ok_or_else(|| bad("unknown format"))?;
-        let (Some(dim), Some(sample)) = (rest.get(0..4), rest.get(4..8)) else {
-            return Err(bad("truncated header"));
-        };
-        let dimension = u32::from_le_bytes(dim.try_into().map_err(|_| bad("header"))?) as usize;
-        let sample = u32::from_le_bytes(sample.try_into().map_err(|_| bad("header"))?) as usize;
-        let floats = &rest[8..];
-        let want = if kind.calibrated() { dimension * 8 } else { 0 };
-        if floats.len() != want {
-            return Err(bad(&format!(
-                "{} bytes of ranges for {dimension} dimensions, expected {want}",
-                floats.len()
-            )));
-        }
-        let all: Vec<f32> = floats
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        let (lo, step) = all.split_at(all.len() / 2);
-        Ok(Quantizer {
-            kind,
-            dimension,
-            lo: lo.to_vec(),
-            step: step.to_vec(),
-            sample,
-        })
-    }
 }
 
 /// The range `(lo, step)` of one dimension: of the clip quantiles tried, the
-/// one with the least squared error over the (sorted) column.
-fn best_range(sorted: &[f32], levels: f32) -> (f32, f32) {
+/// one with the least squared error over the (sorted) column; with
+/// `extend`, sample extremes it keeps move out by the gap to their
+/// neighbours.
+fn best_range(sorted: &[f32], levels: f32, extend: bool) -> (f32, f32) {
     let n = sorted.len();
     let levels = f64::from(levels);
     // All in f64: differences of huge finite floats overflow f32.
-    let mut best: Option<(f64, f64, f64)> = None;
+    let mut best: Option<(f64, f64, f64, usize)> = None;
     for q in CLIP_QUANTILES {
         let k = ((q * n as f64) as usize).min((n - 1) / 2);
         let (lo, hi) = (f64::from(sorted[k]), f64::from(sorted[n - 1 - k]));
@@ -468,12 +460,22 @@ fn best_range(sorted: &[f32], levels: f32) -> (f32, f32) {
                 e * e
             })
             .sum();
-        if best.is_none_or(|(b, _, _)| err < b) {
-            best = Some((err, lo, step));
+        if best.is_none_or(|(b, _, _, _)| err < b) {
+            best = Some((err, lo, step, k));
         }
     }
-    let (_, lo, step) = best.unwrap_or((0.0, f64::from(sorted[0]), 0.0));
-    (lo as f32, step as f32)
+    let (_, lo, step, k) = best.unwrap_or((0.0, f64::from(sorted[0]), 0.0, 1));
+    if !extend || k > 0 || n < 2 || step <= 0.0 {
+        return (lo as f32, step as f32);
+    }
+    // The extremes kept: move each end out by the gap to its neighbour
+    // (clamped to finite f32).
+    let (x1, x2) = (f64::from(sorted[0]), f64::from(sorted[1]));
+    let (y1, y2) = (f64::from(sorted[n - 1]), f64::from(sorted[n - 2]));
+    let max = f64::from(f32::MAX);
+    let lo = (2.0 * x1 - x2).clamp(-max, max);
+    let hi = (2.0 * y1 - y2).clamp(-max, max);
+    (lo as f32, ((hi - lo) / levels) as f32)
 }
 
 /// A query with the ranges folded in, for scoring unpacked codes.
@@ -556,6 +558,20 @@ impl<'a> Packer<'a> {
         }
     }
 }
+
+/// A byte difference as a small byte: 0, −1, 1, −2, … → 0, 1, 2, 3, …
+#[inline]
+fn zigzag(d: u8) -> u8 {
+    let d = d as i8;
+    ((d << 1) ^ (d >> 7)) as u8
+}
+
+#[inline]
+fn unzigzag(z: u8) -> u8 {
+    (z >> 1) ^ (z & 1).wrapping_neg()
+}
+
+mod record;
 
 #[cfg(test)]
 mod tests;

@@ -118,7 +118,9 @@ pub enum VectorEncoding {
     Json,
     /// Base64 of little-endian f32 (dequantized).
     Base64,
-    /// The stored codes, base64, with the calibrations they decode with.
+    /// The codes, base64 (int8 one byte a dimension, int6/int4/binary
+    /// packed LSB-first; code c of dimension i is lo[i] + c·step[i]), with
+    /// the calibrations they decode with.
     Raw,
 }
 

@@ -30,7 +30,7 @@ proptest! {
         codes.iter().for_each(|&c| p.push(u32::from(c)));
         p.finish();
         prop_assert_eq!(packed.len(), kind.code_len(codes.len()));
-        let q = Quantizer { kind, dimension: codes.len(), lo: vec![0.0; codes.len()], step: vec![1.0; codes.len()], sample: 1 };
+        let q = Quantizer { kind, dimension: codes.len(), lo: vec![0.0; codes.len()], step: vec![1.0; codes.len()], sample: 1, centre: vec![] };
         let mut out = vec![0u8; codes.len()];
         q.unpack_into(&packed, &mut out).unwrap();
         prop_assert_eq!(out, codes);
@@ -251,4 +251,81 @@ fn a_dimension_constant_in_the_sample_still_codes_later_values() {
     let mut code = Vec::new();
     q.encode(&[1e38], &mut code);
     assert!(q.decode(&code).unwrap()[0].is_finite());
+}
+
+#[test]
+fn zigzag_is_a_bijection_that_keeps_small_differences_small() {
+    let mut seen = [false; 256];
+    for d in 0..=255u8 {
+        let z = zigzag(d);
+        assert_eq!(unzigzag(z), d);
+        seen[z as usize] = true;
+    }
+    assert!(seen.iter().all(|s| *s));
+    assert_eq!(
+        [zigzag(0), zigzag(255), zigzag(1), zigzag(254)],
+        [0, 1, 2, 3]
+    );
+}
+
+#[test]
+fn int8_codes_are_stored_around_the_centre_and_unpack_to_the_codes() {
+    let dim = 12;
+    let sample = ramp_sample(dim, 300);
+    let q = Quantizer::calibrate(Quantization::Int8, dim, &refs(&sample)).unwrap();
+    assert_eq!(q.centre.len(), dim);
+    let mut code = Vec::new();
+    q.encode(&sample[150], &mut code);
+    let mut codes = vec![0u8; dim];
+    q.unpack_into(&code, &mut codes).unwrap();
+    for d in 0..dim {
+        let want = ((sample[150][d] as f64 - q.lo[d] as f64) / q.step[d] as f64).round();
+        assert_eq!(f64::from(codes[d]), want.clamp(0.0, 255.0), "dim {d}");
+    }
+    // The sample's median in every dimension is stored as zero bytes.
+    let median: Vec<f32> = (0..dim)
+        .map(|d| {
+            let mut c: Vec<f32> = sample.iter().map(|v| v[d]).collect();
+            c.sort_by(f32::total_cmp);
+            c[c.len() / 2]
+        })
+        .collect();
+    let mut stored = Vec::new();
+    q.encode(&median, &mut stored);
+    assert_eq!(stored, vec![0u8; dim]);
+    // The record keeps the centre (version 2); one without (version 1,
+    // written before it existed) reads with none, codes as they are.
+    let back = Quantizer::from_bytes(&q.to_bytes()).unwrap();
+    assert_eq!(back, q);
+    let mut v1 = q.clone();
+    v1.centre.clear();
+    let bytes = v1.to_bytes();
+    assert_eq!(bytes[0], 1);
+    assert_eq!(Quantizer::from_bytes(&bytes).unwrap(), v1);
+    let mut wrong = q.to_bytes();
+    wrong.pop();
+    assert!(Quantizer::from_bytes(&wrong).is_err());
+}
+
+#[test]
+fn ends_kept_at_the_sample_extremes_move_out_by_the_gap() {
+    // Uniform values: the least error keeps the extremes (nothing to clip).
+    let column: Vec<f32> = (0..=100).map(|i| i as f32).collect();
+    let (lo, step) = best_range(&column, 255.0, true);
+    assert_eq!(lo, -1.0);
+    assert!(
+        (lo + 255.0 * step - 101.0).abs() < 1e-3,
+        "hi {}",
+        lo + 255.0 * step
+    );
+    // Not asked to: the sample's own ends.
+    let (lo, step) = best_range(&column, 63.0, false);
+    assert_eq!((lo, lo + 63.0 * step), (0.0, 100.0));
+    // A tail worth clipping (10 of 10,010 values at twice the rest): the
+    // ends are sample values, not moved.
+    let mut tail: Vec<f32> = (0..10_000).map(|i| i as f32 / 10_000.0).collect();
+    tail.extend(std::iter::repeat_n(2.0, 10));
+    let (lo, step) = best_range(&tail, 15.0, true);
+    let hi = lo + 15.0 * step;
+    assert!(lo >= 0.0 && hi <= 1.0, "clipped to [{lo}, {hi}]");
 }

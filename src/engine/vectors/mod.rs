@@ -67,7 +67,8 @@ pub struct VectorOut {
     pub vector: Option<Vec<f32>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vector_b64: Option<String>,
-    /// `raw`: the stored bytes (codes, or little-endian f32), base64.
+    /// `raw`: the codes (one byte a dimension for int8, packed LSB-first
+    /// under 8 bits; each `lo + c·step`), or little-endian f32, base64.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub codes_b64: Option<String>,
     /// `raw`: the calibration generation of the codes (none for f32).
@@ -287,7 +288,17 @@ impl Engine {
                 }
                 (true, VectorFormat::Raw) => match codec::decode(&vbytes)? {
                     (Codec::Quantized, [generation, code @ ..]) => {
-                        out.codes_b64 = Some(b64(code));
+                        // int8 bytes are stored zigzag around a centre:
+                        // give the codes the ranges decode.
+                        let q = self.quantizer(collection, *generation)?;
+                        if q.centre.is_empty() {
+                            out.codes_b64 = Some(b64(code));
+                        } else {
+                            let mut codes = vec![0u8; q.dimension];
+                            q.unpack_into(code, &mut codes)
+                                .map_err(|e| e.context(format!("vector {id:?}")))?;
+                            out.codes_b64 = Some(b64(&codes));
+                        }
                         out.calibration = Some(*generation);
                     }
                     (_, payload) => out.codes_b64 = Some(b64(payload)),

@@ -131,7 +131,14 @@ fn the_upsert_that_reaches_the_sample_calibrates_and_re_encodes_everything() {
         .decode(raw[0].codes_b64.as_ref().unwrap())
         .unwrap();
     assert_eq!(codes.len(), 16);
-    assert_eq!(q.decode(&codes).unwrap(), found[0].vector.clone().unwrap());
+    // Raw gives the codes the ranges decode (lo + c·step), not the
+    // zigzag bytes stored.
+    let decoded: Vec<f32> = codes
+        .iter()
+        .enumerate()
+        .map(|(d, &c)| (f64::from(q.lo[d]) + f64::from(c) * f64::from(q.step[d])) as f32)
+        .collect();
+    assert_eq!(decoded, found[0].vector.clone().unwrap());
 
     // The calibration survives a reopen.
     drop(e);
