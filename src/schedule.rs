@@ -62,6 +62,12 @@ pub enum Action {
     CheckIntegrity {
         deep: bool,
     },
+    /// `compact --full`.
+    CompactFull,
+    /// `compact --incremental --threshold T`.
+    CompactIncremental {
+        threshold: Option<f64>,
+    },
 }
 
 impl Action {
@@ -76,6 +82,8 @@ impl Action {
             Action::BackupDrill => "backup.drill",
             Action::BackupVerify { .. } => "backup.verify",
             Action::CheckIntegrity { .. } => "check.integrity",
+            Action::CompactFull => "compact.full",
+            Action::CompactIncremental { .. } => "compact.incremental",
         }
     }
 }
@@ -155,6 +163,13 @@ struct CheckArgs {
     verify_integrity: bool,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompactArgs {
+    #[serde(default)]
+    threshold: Option<f64>,
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
@@ -230,9 +245,26 @@ pub fn parse(label: &str, text: &str) -> Result<Vec<JobSpec>> {
                 let a: CheckArgs = args.try_into().map_err(|e| fail(format!("args: {e}")))?;
                 Action::CheckIntegrity { deep: a.verify_integrity }
             }
+            "compact.full" => {
+                if !job.args.is_empty() {
+                    return Err(fail("compact.full takes no args".to_string()));
+                }
+                Action::CompactFull
+            }
+            "compact.incremental" => {
+                let a: CompactArgs = args.try_into().map_err(|e| fail(format!("args: {e}")))?;
+                if let Some(t) = a.threshold.filter(|t| !(*t > 0.0 && *t < 1.0)) {
+                    return Err(fail(format!(
+                        "threshold {t} is out of range: a garbage ratio between 0 and 1"
+                    )));
+                }
+                Action::CompactIncremental {
+                    threshold: a.threshold,
+                }
+            }
             other => {
                 return Err(fail(format!(
-                    "unknown action {other:?}; known: snapshot.create, snapshot.verify, snapshot.prune, wal.checkpoint, backup.create, backup.prune, backup.drill, backup.verify, check.integrity"
+                    "unknown action {other:?}; known: snapshot.create, snapshot.verify, snapshot.prune, wal.checkpoint, backup.create, backup.prune, backup.drill, backup.verify, check.integrity, compact.full, compact.incremental"
                 )))
             }
         };

@@ -141,6 +141,19 @@ fn operation(action: &Action, now: i64) -> Op {
                 verify_integrity: *deep,
             },
         )),
+        Action::CompactFull => Op::Maintenance(MaintenanceOp::StorageCompact(
+            crate::maintenance::params::CompactParams {
+                full: true,
+                ..Default::default()
+            },
+        )),
+        Action::CompactIncremental { threshold } => Op::Maintenance(MaintenanceOp::StorageCompact(
+            crate::maintenance::params::CompactParams {
+                incremental: true,
+                threshold: *threshold,
+                ..Default::default()
+            },
+        )),
     }
 }
 

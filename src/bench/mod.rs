@@ -20,6 +20,8 @@
 
 mod archive;
 mod backups;
+mod compaction;
+mod dedup;
 mod harness;
 mod indexes;
 mod ingest;
@@ -104,6 +106,11 @@ pub struct BenchArgs {
     /// --vectors base.npy with queries.npy beside it).
     #[arg(long, conflicts_with = "soak")]
     pub quantization: bool,
+    /// Measure foreground write latency during `compact --full` with
+    /// RocksDB's rate limiter off and at 16 MB/s instead of (a)–(j)
+    /// (--count keys of 1 KiB, written twice).
+    #[arg(long, conflicts_with_all = ["soak", "quantization"])]
+    pub compaction: bool,
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench-results.json")]
     pub out: PathBuf,
@@ -205,6 +212,10 @@ pub async fn run(args: BenchArgs) -> Result<String> {
     }
     if args.quantization {
         let (table, json) = quantization::run(&dir, &args).await?;
+        return finish(&args, table, &json);
+    }
+    if args.compaction {
+        let (table, json) = compaction::run(&dir, &args).await?;
         return finish(&args, table, &json);
     }
     let m = Arc::new(source(&args)?);

@@ -46,7 +46,7 @@ pub(super) fn call_err(e: crate::client::CallError) -> Error {
 }
 
 /// Ingest `rows` vectors (base cycled, ids distinct) into `collection`.
-async fn ingest(
+pub(super) async fn ingest(
     d: &Daemon,
     args: &BenchArgs,
     m: &Arc<Matrix>,
@@ -75,7 +75,7 @@ async fn ingest(
 /// SST bytes of the store's `vectors` and `originals` families at rest:
 /// flushed, then rewritten to the bottommost level (`compress --rewrite`;
 /// level 0, where a flush lands, is not compressed).
-async fn stored_bytes(d: &Daemon) -> Result<f64> {
+pub(super) async fn stored_bytes(d: &Daemon) -> Result<f64> {
     d.client
         .call("wal_checkpoint", json!({}))
         .await
@@ -261,9 +261,12 @@ pub(super) async fn run(dir: &Path, args: &BenchArgs) -> Result<(String, Value)>
         }
         None => Value::Null,
     };
+    let (more, dedup) = super::dedup::run(dir, args, &base).await?;
+    lines.push(String::new());
+    lines.extend(more);
     let json = json!({"config": {"vectors": base_path.display().to_string(), "rows": base.rows,
         "dim": base.dim, "queries": queries.rows, "sync": args.sync, "compression": args.compression,
         "batch": args.batch, "ingest_clients": args.ingest_clients},
-        "settings": rows, "speed": speed, "metadata": metadata});
+        "settings": rows, "speed": speed, "metadata": metadata, "dedup": dedup});
     Ok((lines.join("\n"), json))
 }

@@ -78,6 +78,8 @@ pub struct Config {
     /// Block compression of each data type (when `rocksdb.compression =
     /// "per-type"`); `compress` changes it at runtime.
     pub compression: CompressionConfig,
+    /// Maintenance I/O (`[maintenance]`).
+    pub maintenance: MaintenanceConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -163,6 +165,15 @@ pub struct RocksdbConfig {
     pub max_background_jobs: i32,
 }
 
+/// `[maintenance]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MaintenanceConfig {
+    /// RocksDB's rate limiter on flush and compaction writes (`compact`,
+    /// `compress --rewrite` and RocksDB's own compactions), MB/s; 0: none.
+    pub max_mb_per_sec: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Limits {
@@ -216,6 +227,7 @@ impl Default for Config {
             bus: BusConfig::default(),
             backup: BackupConfig::default(),
             compression: CompressionConfig::default(),
+            maintenance: MaintenanceConfig::default(),
         }
     }
 }

@@ -169,6 +169,8 @@ pub(crate) fn set_open_options(opts: &mut Options, spec: &CompressionSpec) {
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Figures {
     pub entries: u64,
+    /// Deletion tombstones among the entries.
+    pub deletions: u64,
     /// Keys (internal, with their 8-byte sequence) and values as written.
     pub raw_bytes: u64,
     /// The values alone.
@@ -212,6 +214,7 @@ impl Figures {
         let get = |k: &str| map.get(k).copied().unwrap_or(0);
         Figures {
             entries: get("# entries"),
+            deletions: get("# deletions"),
             raw_bytes: get("raw key size") + get("raw value size"),
             raw_value_bytes: get("raw value size"),
             block_bytes: get("data uncompressed size"),

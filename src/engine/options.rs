@@ -114,6 +114,12 @@ fn db_options(config: &Config) -> Options {
     db_opts.create_if_missing(true);
     db_opts.create_missing_column_families(true);
     db_opts.set_max_background_jobs(config.rocksdb.max_background_jobs);
+    let limit = config.maintenance.max_mb_per_sec;
+    if limit > 0 {
+        // Flush and compaction writes share it (RocksDB's default: 100 ms
+        // refills, flushes served before compactions).
+        db_opts.set_ratelimiter((limit * 1_000_000) as i64, 100_000, 10);
+    }
     db_opts.set_bytes_per_sync(1 << 20);
     db_opts.set_keep_log_file_num(5);
     // Concurrent writers join one write group: one WAL write + one fsync.

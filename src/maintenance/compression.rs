@@ -10,7 +10,7 @@ mod tests;
 
 use std::time::Instant;
 
-use rocksdb::{BottommostLevelCompaction, CompactOptions};
+use rocksdb::BottommostLevelCompaction;
 use serde::Serialize;
 
 pub use blocks::{simulate, Blocks};
@@ -117,7 +117,7 @@ fn round(v: f64, decimals: i32) -> f64 {
 }
 
 /// The first key of each live table file of `cf`, in order.
-fn file_start_keys(engine: &Engine, cf: Cf) -> Result<Vec<Vec<u8>>> {
+pub(super) fn file_start_keys(engine: &Engine, cf: Cf) -> Result<Vec<Vec<u8>>> {
     let mut keys: Vec<Vec<u8>> = engine
         .db()
         .live_files()?
@@ -347,34 +347,23 @@ pub fn rewrite(
             .map_or(0, |c| c.sst_bytes)
     };
     let before = (sst(engine), engine.compression_figures(cf).ratio());
-    let bounds = file_start_keys(engine, cf)?;
-    // About 16 ranges: the first key of every k-th file.
-    let step = bounds.len().div_ceil(16).max(1);
-    let mut cuts: Vec<Vec<u8>> = bounds.into_iter().step_by(step).skip(1).collect();
-    cuts.dedup();
-    let ranges = cuts.len() as u64 + 1;
-    progress.phase("rewriting table files", ranges, before.0);
-    let mut opts = CompactOptions::default();
+    progress.phase("rewriting table files", 1, before.0);
     // The bottommost files are rewritten too (they hold most of the data
     // and its old compression); Optimized skips the ones this same
     // compaction just wrote.
-    opts.set_bottommost_level_compaction(BottommostLevelCompaction::ForceOptimized);
-    opts.set_exclusive_manual_compaction(false);
-    let mut lower: Option<Vec<u8>> = None;
-    for upper in cuts.into_iter().map(Some).chain(std::iter::once(None)) {
-        if cancelled() {
-            return Err(Error::cancelled(format!(
-                "the rewrite of {} was cancelled; the ranges done so far use {}",
-                cf.name(),
-                engine.compression_of(cf).0
-            )));
-        }
-        engine
-            .db()
-            .compact_range_cf_opt(engine.cf(cf), lower.as_deref(), upper.as_deref(), &opts);
-        progress.advance(before.0 / ranges);
-        lower = upper;
-    }
+    let ranges = super::compaction::compact_family(
+        engine,
+        cf,
+        BottommostLevelCompaction::ForceOptimized,
+        progress,
+        cancelled,
+    )
+    .map_err(|e| {
+        e.context(format!(
+            "the ranges done so far use {}",
+            engine.compression_of(cf).0
+        ))
+    })?;
     let after = (sst(engine), engine.compression_figures(cf).ratio());
     let algorithm = engine.compression_of(cf).0;
     Ok(Rewrite {

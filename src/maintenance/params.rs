@@ -91,3 +91,25 @@ pub struct AnalyzeCompressionParams {
     #[arg(long)]
     pub sample_mb: Option<u64>,
 }
+
+/// Compact the store: --full rewrites every column family, bottommost level included, and reports SST and on-disk bytes before and after; --incremental compacts only the families whose estimated garbage (SST bytes RocksDB's live-data estimate does not count, or deletion tombstones among entries) exceeds --threshold (default 0.3), and says which and why; --dry-run shows that plan and compacts nothing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, Args)]
+#[serde(deny_unknown_fields)]
+pub struct CompactParams {
+    /// Every column family, bottommost level included.
+    #[serde(default)]
+    #[arg(long, conflicts_with = "incremental")]
+    pub full: bool,
+    /// Only the families whose estimated garbage ratio exceeds the threshold.
+    #[serde(default)]
+    #[arg(long)]
+    pub incremental: bool,
+    /// Garbage ratio above which a family is compacted (0 < t < 1; default 0.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Show the plan (per family: bytes, garbage estimate, whether it would be compacted and why) and compact nothing.
+    #[serde(default, alias = "dry-run")]
+    #[arg(long)]
+    pub dry_run: bool,
+}

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::compaction;
 use super::compression;
 use super::integrity;
-use super::params::{AnalyzeCompressionParams, CheckParams, CompressParams};
+use super::params::{AnalyzeCompressionParams, CheckParams, CompactParams, CompressParams};
 use super::reencode;
 use crate::backup::progress::Progress;
 use crate::clock::Clock;
@@ -228,6 +229,62 @@ impl Service {
             "job": "started",
             "note": "the vectors are re-encoded in the background (maintenance_status shows progress, maintenance_cancel pauses it); each stays readable throughout",
         }))
+    }
+
+    /// `compact --full | --incremental [--threshold T] [--dry-run]`.
+    pub async fn compact(self: Arc<Self>, p: CompactParams) -> Result<Value> {
+        let threshold = match (p.full, p.incremental) {
+            (true, true) => return Err(Error::invalid("give --full or --incremental, not both")),
+            (true, false) if p.threshold.is_some() => {
+                return Err(Error::invalid(
+                    "--threshold goes with --incremental (a full compaction takes every family)",
+                ))
+            }
+            (true, false) => None,
+            (false, _) if p.incremental || p.dry_run || p.threshold.is_some() => {
+                let t = p.threshold.unwrap_or(compaction::DEFAULT_THRESHOLD);
+                if !(t > 0.0 && t < 1.0) {
+                    return Err(Error::invalid(format!(
+                        "--threshold {t} is out of range: a garbage ratio between 0 and 1, e.g. 0.3"
+                    )));
+                }
+                Some(t)
+            }
+            (false, _) => {
+                return Err(Error::invalid(
+                    "give --full (every column family) or --incremental [--threshold 0.3] \
+                     (only those with more garbage); --dry-run shows the plan",
+                ))
+            }
+        };
+        let _busy = self.busy.lock().await;
+        let operation = match threshold {
+            None => "compact --full".to_string(),
+            Some(t) => format!("compact --incremental --threshold {t}"),
+        };
+        let dry_run = p.dry_run;
+        let now_ms = self.clock.now_ms();
+        self.board
+            .update_records(|r| r.compaction.get_or_insert_with(Default::default).running = true);
+        let result = self
+            .clone()
+            .blocking(&operation, move |engine, progress, cancelled| {
+                compaction::run(engine, threshold, dry_run, progress, cancelled, now_ms)
+            })
+            .await;
+        let done = result.as_ref().ok().filter(|r| !r.dry_run).cloned();
+        self.board.update_records(|r| {
+            let record = r.compaction.get_or_insert_with(Default::default);
+            record.running = false;
+            if done.is_some() {
+                record.last = done;
+            }
+        });
+        if let Err(e) = &result {
+            self.board
+                .record_error("compaction", &format!("{operation}: {e}"));
+        }
+        Ok(json!(result?))
     }
 
     /// `compress`: set a family's compression and/or rewrite its files; or

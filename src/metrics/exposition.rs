@@ -328,6 +328,31 @@ pub fn families(s: &Sample) -> Vec<Family> {
         s.compactions_running as f64,
     ));
     f.extend(memory(&s.memory));
+    if let Some(c) = &s.records.compaction {
+        f.push(Family::one(
+            Gauge,
+            "ruvector_storage_compaction_job_running",
+            "1 while a compact job (compact --full or --incremental) runs.",
+            if c.running { 1.0 } else { 0.0 },
+        ));
+        if let Some(last) = &c.last {
+            f.push(
+                Family::new(
+                    Gauge,
+                    "ruvector_storage_compaction_job_bytes",
+                    "SST bytes of the store before (in) and after (out) the last compact job.",
+                )
+                .with(labelled("kind", "in"), last.sst_bytes_before as f64)
+                .with(labelled("kind", "out"), last.sst_bytes_after as f64),
+            );
+            f.push(Family::one(
+                Gauge,
+                "ruvector_storage_compaction_job_duration_seconds",
+                "How long the last compact job took.",
+                last.elapsed_ms as f64 / 1000.0,
+            ));
+        }
+    }
     let snaps = s
         .records
         .snapshots

@@ -373,6 +373,8 @@ ops! {
             |_| Access::Admin;
         StorageCompress(maintenance::CompressParams) => "storage_compress", cli ["compress"], Write,
             |_| Access::Admin;
+        StorageCompact(maintenance::CompactParams) => "storage_compact", cli ["compact"], Write,
+            |_| Access::Admin;
         AnalyzeCompression(maintenance::AnalyzeCompressionParams) => "analyze_compression", cli ["analyze-compression"], ReadOnly,
             |_| Access::Admin;
         MaintenanceCancel(maintenance::CancelParams) => "maintenance_cancel", cli ["maintenance", "cancel"], Write,
@@ -428,6 +430,7 @@ jobs!(crate::backup::Service {
 jobs!(crate::maintenance::Service {
     maintenance::CheckParams => |p, s| s.check(p);
     maintenance::CompressParams => |p, s| s.compress(p);
+    maintenance::CompactParams => |p, s| s.compact(p);
     maintenance::AnalyzeCompressionParams => |p, s| s.analyze_compression(p);
     maintenance::CancelParams => |_p, s| s.cancel_job();
     maintenance::StatusParams => |_p, s| s.status();

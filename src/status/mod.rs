@@ -3,8 +3,10 @@
 //! (writers) and `system_health`, `storage_stats` and the status publisher
 //! (readers).
 
+mod compaction;
 mod records;
 
+pub use compaction::{CompactionRecord, CompactionReport, FamilyPlan, FamilyResult};
 pub use records::*;
 
 use std::collections::BTreeMap;

@@ -12,6 +12,8 @@ pub struct Records {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupRecord>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub compaction: Option<super::CompactionRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_io: Option<DiskIoRecord>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_bus: Option<Vec<ExternalTargetStatus>>,
