@@ -86,8 +86,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         Persistence::new(store.clone())
     });
     let external = crate::external::ExternalBus::start(&config.bus.external);
-    let persistence =
-        PersistenceHandle::new(addr, slot.clone(), latest).with_external(external.clone());
+    let reserve = crate::metrics::disk::DiskReserve::new(
+        &config.data_dir,
+        config.limits.disk_reserve_mb,
+        crate::metrics::disk::reserve_disk(&config.data_dir),
+    );
+    let persistence = PersistenceHandle::new(addr, slot.clone(), latest)
+        .with_external(external.clone())
+        .with_reserve(Arc::new(reserve));
 
     let every = Duration::from_secs(config.status_interval_secs);
     let (p2, b2) = (persistence.clone(), board.clone());

@@ -34,6 +34,10 @@ pub enum ErrorKind {
     PermissionDenied,
     /// A running job was cancelled (by a request or by shutdown).
     Cancelled,
+    /// The filesystem holding the data is below its reserve: writes are
+    /// refused (reads, deletes and space-reclaiming jobs still run); retry
+    /// once space is freed.
+    DiskFull,
 }
 
 /// One row of the door mapping.
@@ -66,7 +70,7 @@ const fn row(
 }
 
 /// Every kind and what it becomes at each door (README lists the exit codes).
-pub const KINDS: [KindRow; 10] = [
+pub const KINDS: [KindRow; 11] = [
     row(ErrorKind::InvalidInput, "invalid_input", -32001, 2, false),
     row(ErrorKind::NotFound, "not_found", -32004, 3, false),
     row(ErrorKind::AlreadyExists, "already_exists", -32009, 1, false),
@@ -83,6 +87,7 @@ pub const KINDS: [KindRow; 10] = [
         false,
     ),
     row(ErrorKind::Cancelled, "cancelled", -32006, 7, false),
+    row(ErrorKind::DiskFull, "disk_full", -32014, 8, true),
 ];
 
 /// JSON-RPC's own codes for a request that is not even understood.
@@ -104,6 +109,7 @@ impl ErrorKind {
             Internal => 7,
             PermissionDenied => 8,
             Cancelled => 9,
+            DiskFull => 10,
         }]
     }
 
@@ -182,6 +188,9 @@ impl Error {
     }
     pub fn cancelled(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Cancelled, message)
+    }
+    pub fn disk_full(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::DiskFull, message)
     }
 
     /// Prefix the message with what was being done.

@@ -65,6 +65,22 @@ pub fn crc32c_file(path: &Path) -> std::io::Result<(u32, u64)> {
     }
 }
 
+/// Bytes used by the files under `path`, subdirectories included (not
+/// following symlinks).
+pub fn tree_size(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => tree_size(&e.path()),
+                    Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+                    _ => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// Bytes used by the files directly in `path` (RocksDB keeps a flat directory).
 pub fn dir_size(path: &Path) -> u64 {
     std::fs::read_dir(path)

@@ -472,10 +472,14 @@ fn best_range(sorted: &[f32], levels: f32, extend: bool) -> (f32, f32) {
     // (clamped to finite f32).
     let (x1, x2) = (f64::from(sorted[0]), f64::from(sorted[1]));
     let (y1, y2) = (f64::from(sorted[n - 1]), f64::from(sorted[n - 2]));
-    let max = f64::from(f32::MAX);
-    let lo = (2.0 * x1 - x2).clamp(-max, max);
-    let hi = (2.0 * y1 - y2).clamp(-max, max);
-    (lo as f32, ((hi - lo) / levels) as f32)
+    let (lo2, hi2) = (2.0 * x1 - x2, 2.0 * y1 - y2);
+    // Only where every code still decodes to a finite f32 with room to
+    // spare (lo + levels·step is rounded through f32).
+    let room = f64::from(f32::MAX) / 4.0;
+    if lo2.abs() > room || hi2.abs() > room || hi2 - lo2 > room {
+        return (lo as f32, step as f32);
+    }
+    (lo2 as f32, ((hi2 - lo2) / levels) as f32)
 }
 
 /// A query with the ranges folded in, for scoring unpacked codes.

@@ -113,6 +113,8 @@ pub struct PersistenceHandle {
     latest: Arc<Latest>,
     /// Other agents' memory servers that also receive published records.
     external: Option<Arc<crate::external::ExternalBus>>,
+    /// Writes are refused below it (`None`: never).
+    reserve: Option<Arc<crate::metrics::disk::DiskReserve>>,
 }
 
 impl PersistenceHandle {
@@ -122,6 +124,7 @@ impl PersistenceHandle {
             slot,
             latest,
             external: None,
+            reserve: None,
         }
     }
 
@@ -152,8 +155,25 @@ impl PersistenceHandle {
         }
     }
 
-    /// Run an operation on the persistence threads.
+    /// Keep `reserve` free: operations that add data are refused below it.
+    pub fn with_reserve(mut self, reserve: Arc<crate::metrics::disk::DiskReserve>) -> Self {
+        self.reserve = Some(reserve);
+        self
+    }
+
+    /// Run an operation on the persistence threads. One that adds data is
+    /// refused while the disk is below its reserve (deletes, reads and
+    /// WAL checkpoints go on: they are how space comes back).
     pub async fn call(&self, op: PersistenceOp) -> Result<Value> {
+        if let Some(reserve) = &self.reserve {
+            let method = op.method();
+            let adds = crate::ops::OpInfo::find(method)
+                .is_some_and(|o| o.effect == crate::ops::Effect::Write)
+                && method != "wal_checkpoint";
+            if adds {
+                reserve.check().map_err(|e| e.context(method))?;
+            }
+        }
         self.value(WorkKind::Op(op)).await
     }
 

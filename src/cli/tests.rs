@@ -53,6 +53,7 @@ fn every_operation_has_a_command_whose_flags_the_daemon_accepts() {
             "drop",
             "--calibration-sample",
             "100",
+            "--dedup",
         ],
         &[
             "vector",
@@ -178,6 +179,14 @@ fn every_operation_has_a_command_whose_flags_the_daemon_accepts() {
         ],
         &["compress", "--collection", "c", "--recalibrate"],
         &["compress", "--type", "kv", "--reset"],
+        &[
+            "compact",
+            "--incremental",
+            "--threshold",
+            "0.4",
+            "--dry-run",
+        ],
+        &["compact", "--full"],
     ];
     let mut seen = std::collections::BTreeSet::new();
     for args in cases {

@@ -201,6 +201,11 @@ pub struct Limits {
     /// In-memory copies of collections for `vector_search`, MiB in all
     /// (part of `memory-mb`); a collection larger is refused, not scanned.
     pub search_cache_mb: usize,
+    /// Free space kept on the filesystem of the data directory, MiB:
+    /// below it writes are refused (`disk_full`, retryable) before RocksDB
+    /// itself runs out. Unset: max(1 GiB, 2% of the filesystem); 0: off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_reserve_mb: Option<u64>,
 }
 
 const fn default_max_request_bytes() -> u32 {
@@ -261,6 +266,7 @@ impl Default for Limits {
             max_metadata_bytes: 64 * 1024,
             trim_interval_ms: 1000,
             search_cache_mb: 64,
+            disk_reserve_mb: None,
         }
     }
 }
@@ -372,7 +378,7 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::invalid("data-dir must not be empty"));
         }
-        let checks: [(bool, &str); 11] = [
+        let checks: [(bool, &str); 12] = [
             (
                 self.status_interval_secs > 0,
                 "status-interval-secs must be > 0",
@@ -384,6 +390,10 @@ impl Config {
             (
                 self.shutdown_timeout_secs > 0,
                 "shutdown-timeout-secs must be > 0",
+            ),
+            (
+                self.maintenance.max_mb_per_sec <= 1_000_000,
+                "maintenance.max-mb-per-sec must be at most 1000000 (0: no limit)",
             ),
             (
                 (1..=1024).contains(&self.persistence_threads),

@@ -50,7 +50,15 @@ pub fn plan(engine: &Engine, threshold: f64) -> Vec<FamilyPlan> {
         .iter()
         .map(|&cf| {
             let c = stats.column_families.iter().find(|c| c.name == cf.name());
-            let (sst, live) = c.map_or((0, 0), |c| (c.sst_bytes, c.live_data_bytes));
+            // The current version's files only (not those a snapshot or an
+            // iterator still pins, which compaction cannot reclaim).
+            let sst = engine
+                .db()
+                .property_int_value_cf(engine.cf(cf), "rocksdb.live-sst-files-size")
+                .ok()
+                .flatten()
+                .unwrap_or(0);
+            let live = c.map_or(0, |c| c.live_data_bytes);
             let figures = engine.compression_figures(cf);
             let dead = ratio(sst.saturating_sub(live), sst);
             let tomb = ratio(figures.deletions, figures.entries);
@@ -124,9 +132,10 @@ pub(super) fn compact_family(
         engine
             .db()
             .compact_range_cf_opt(engine.cf(cf), lower.as_deref(), upper.as_deref(), &opts);
-        progress.advance(bytes / ranges);
+        progress.add_bytes(bytes / ranges);
         lower = upper;
     }
+    progress.advance(0);
     Ok(ranges)
 }
 
@@ -140,16 +149,22 @@ pub fn run(
     now_ms: i64,
 ) -> Result<Report> {
     let started = Instant::now();
-    let disk_before = crate::fs::dir_size(engine.path());
+    let disk_before = crate::fs::tree_size(engine.path());
     if !dry_run {
         // Memtables first, so what is compacted is everything written.
         engine.flush()?;
     }
-    let plan = plan(engine, threshold.unwrap_or(0.0));
+    let mut plan = plan(engine, threshold.unwrap_or(0.0));
+    if threshold.is_none() {
+        // Full: every family with table files, whatever its garbage.
+        for p in &mut plan {
+            p.selected = p.sst_bytes > 0;
+        }
+    }
     let chosen: Vec<Cf> = Cf::ALL
         .iter()
         .zip(&plan)
-        .filter(|(_, p)| p.sst_bytes > 0 && (threshold.is_none() || p.selected))
+        .filter(|(_, p)| p.selected)
         .map(|(&cf, _)| cf)
         .collect();
     let before: u64 = plan.iter().map(|p| p.sst_bytes).sum();
@@ -194,7 +209,7 @@ pub fn run(
         sst_bytes_before: before,
         sst_bytes_after: after,
         disk_bytes_before: disk_before,
-        disk_bytes_after: crate::fs::dir_size(engine.path()),
+        disk_bytes_after: crate::fs::tree_size(engine.path()),
         elapsed_ms: started.elapsed().as_millis() as u64,
         finished_at: crate::clock::iso_ms(now_ms),
     })

@@ -64,6 +64,96 @@ pub fn disk_space(path: &Path) -> Option<DiskSpace> {
     })
 }
 
+/// The free space writes must leave on the filesystem of the data
+/// directory (`limits.disk-reserve-mb`).
+pub struct DiskReserve {
+    path: std::path::PathBuf,
+    /// Bytes; `None`: max(1 GiB, 2% of the filesystem).
+    configured: Option<u64>,
+    disk: Box<dyn Disk>,
+}
+
+impl DiskReserve {
+    pub fn new(path: &Path, reserve_mb: Option<u64>, disk: Box<dyn Disk>) -> Self {
+        DiskReserve {
+            path: path.to_path_buf(),
+            configured: reserve_mb.map(|mb| mb.saturating_mul(1 << 20)),
+            disk,
+        }
+    }
+
+    /// The reserve of a filesystem of this size, bytes.
+    pub fn bytes(&self, space: &DiskSpace) -> u64 {
+        self.configured
+            .unwrap_or_else(|| (1u64 << 30).max(space.total() / 50))
+    }
+
+    /// Refuse a write while the filesystem is below the reserve (one
+    /// statvfs; unknown space lets it through).
+    pub fn check(&self) -> crate::error::Result<()> {
+        let Some(space) = self.disk.space(&self.path) else {
+            return Ok(());
+        };
+        let reserve = self.bytes(&space);
+        if reserve == 0 || space.available >= reserve {
+            return Ok(());
+        }
+        let mb = |b: u64| b as f64 / (1u64 << 20) as f64;
+        Err(crate::error::Error::disk_full(format!(
+            "the filesystem holding {} has {:.1} MiB free, under its reserve of {:.1} MiB \
+             (limits.disk-reserve-mb): writes are refused until space is freed — delete \
+             data and run `compact --full`, or delete snapshots; reads and deletes still work",
+            self.path.display(),
+            mb(space.available),
+            mb(reserve)
+        )))
+    }
+}
+
+/// The disk a daemon checks its reserve against: the host's, or — with the
+/// `fault-injection` feature and `RUVECTOR_STORAGE_DISK_LIMIT_BYTES=N` —
+/// a filesystem of N bytes holding only the data directory (for tests that
+/// cannot mount a small filesystem).
+pub fn reserve_disk(data_dir: &Path) -> Box<dyn Disk> {
+    #[cfg(feature = "fault-injection")]
+    if let Some(limit) = std::env::var("RUVECTOR_STORAGE_DISK_LIMIT_BYTES")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        tracing::warn!(
+            limit,
+            "fault injection: the data directory's filesystem is simulated"
+        );
+        return Box::new(SizedDir {
+            dir: data_dir.to_path_buf(),
+            limit,
+        });
+    }
+    let _ = data_dir;
+    Box::new(HostDisk)
+}
+
+/// A simulated filesystem of `limit` bytes holding only `dir`.
+#[cfg(feature = "fault-injection")]
+struct SizedDir {
+    dir: std::path::PathBuf,
+    limit: u64,
+}
+
+#[cfg(feature = "fault-injection")]
+impl Disk for SizedDir {
+    fn space(&self, _path: &Path) -> Option<DiskSpace> {
+        let used = crate::fs::tree_size(&self.dir);
+        Some(DiskSpace {
+            used,
+            available: self.limit.saturating_sub(used),
+        })
+    }
+    fn io(&self, path: &Path) -> Option<DiskIo> {
+        disk_io(path)
+    }
+}
+
 /// Cumulative I/O counters of the block device holding a path, from
 /// `/proc/diskstats` (the line whose major:minor is the path's `st_dev`).
 #[derive(Debug, Clone, PartialEq, Eq)]

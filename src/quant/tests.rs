@@ -329,3 +329,23 @@ fn ends_kept_at_the_sample_extremes_move_out_by_the_gap() {
     let hi = lo + 15.0 * step;
     assert!(lo >= 0.0 && hi <= 1.0, "clipped to [{lo}, {hi}]");
 }
+
+#[test]
+fn ends_near_the_largest_float_are_not_moved_past_it() {
+    let big = f32::MAX / 2.0 * 0.99;
+    let column: Vec<f32> = (0..=100)
+        .map(|i| -big + (i as f32) * (big / 50.0))
+        .collect();
+    assert!(column.iter().all(|x| x.is_finite()));
+    let (lo, step) = best_range(&column, 255.0, true);
+    let hi = f64::from(lo) + 255.0 * f64::from(step);
+    assert!(
+        lo.is_finite() && step.is_finite() && hi <= f64::from(f32::MAX),
+        "{lo} {step}"
+    );
+    let sample: Vec<Vec<f32>> = column.iter().map(|&x| vec![x]).collect();
+    let q = Quantizer::calibrate(Quantization::Int8, 1, &refs(&sample)).unwrap();
+    let mut code = Vec::new();
+    q.encode(&[big], &mut code);
+    assert!(q.decode(&code).unwrap()[0].is_finite());
+}

@@ -286,8 +286,10 @@ impl Engine {
             let after = i128::from(before) + i128::from(change);
             if after < 0 {
                 return Err(Error::corruption(format!(
-                    "{count_key} is {before}, but {} of this write's ids refer to it",
-                    -change
+                    "{count_key} is {before}, but {} of this write's ids refer to it: the \
+                     reference counts of collection {:?} disagree with its references \
+                     (`check --verify-integrity` lists them; restore a verified snapshot)",
+                    -change, info.name
                 )));
             }
             let content = content_key(&info.name, h);
@@ -299,17 +301,19 @@ impl Engine {
                 }
                 continue;
             }
-            if before == 0 {
-                // Positive from zero: this write brings it.
-                let Some(stored) = fresh.get(h) else {
-                    return Err(Error::internal(format!(
-                        "no content staged for {count_key}"
-                    )));
-                };
+            // This write brings the vector (from zero), or brings it again:
+            // stored anew, so content an earlier lossy re-encode left
+            // approximate (int8 back to f32 without originals) is exact
+            // again — every id referring to it had the same floats.
+            if let Some(stored) = fresh.get(h) {
                 batch.put_cf(vcf, &content, &stored.value);
                 if let Some(o) = &stored.original {
                     batch.put_cf(ocf, &content, o);
                 }
+            } else if before == 0 {
+                return Err(Error::internal(format!(
+                    "no content staged for {count_key}"
+                )));
             }
             if after != i128::from(before) {
                 batch.put_cf(scf, count_key, (after as u64).to_le_bytes());
@@ -392,6 +396,7 @@ impl Engine {
         &self,
         info: &CollectionInfo,
         snapshot: &rocksdb::Snapshot<'_>,
+        budget: usize,
     ) -> Result<Option<Contents>> {
         if !info.dedup {
             return Ok(None);
@@ -399,7 +404,21 @@ impl Engine {
         let prefix = content_prefix(&info.name);
         let mut it = self.group_iter_at(Cf::Vectors, &prefix, Some(snapshot));
         let mut by_hash = HashMap::new();
+        let mut bytes = 0usize;
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            // Counted against the search budget too: a collection too
+            // large to copy is refused before it is all read.
+            bytes += k.len() + v.len() + 64;
+            if bytes > budget {
+                return Err(Error::invalid(format!(
+                    "collection {:?} is too large to search by exact scan: its distinct \
+                     vectors alone passed limits.search-cache-mb ({} MiB) at {} of them; \
+                     raise the limit or search it with an index agent",
+                    info.name,
+                    budget / (1024 * 1024),
+                    by_hash.len()
+                )));
+            }
             by_hash.insert(
                 String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
                 v.to_vec(),

@@ -270,3 +270,35 @@ fn concurrent_writers_never_count_from_the_same_reading() {
         assert_eq!(stored(&e, Cf::Vectors, "c", v), refs > 0, "vector {}", v[0]);
     }
 }
+
+#[test]
+fn a_vector_brought_again_after_a_lossy_re_encode_is_stored_exactly_again() {
+    let (_dir, e) = open_temp(ManualClock::new(0));
+    let dim = 16;
+    create(
+        &e,
+        "q",
+        dim,
+        Metric::Dot,
+        dedup(Quantization::Int8, Originals::Drop, 4),
+    );
+    let vs = vectors(6, dim, 5);
+    let items: Vec<(String, &[f32])> = vs
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("a{i}"), &v[..]))
+        .collect();
+    let refs: Vec<(&str, &[f32])> = items.iter().map(|(id, v)| (id.as_str(), *v)).collect();
+    put(&e, "q", &refs);
+    // Back to f32 without originals: the stored vectors are the int8
+    // approximations.
+    e.reencode_start("q", Quantization::None, false).unwrap();
+    while !e.reencode_step("q", 100).unwrap().finished {}
+    let approx = get(&e, "q", "a2").unwrap();
+    assert_ne!(approx, vs[2], "int8 is lossy");
+    // The exact vector again, under a new id: both ids now read it exactly.
+    put(&e, "q", &[("b2", &vs[2])]);
+    assert_eq!(get(&e, "q", "b2"), Some(vs[2].clone()));
+    assert_eq!(get(&e, "q", "a2"), Some(vs[2].clone()));
+    assert_eq!(count(&e, "q", &vs[2]), 2);
+}

@@ -198,6 +198,25 @@ impl Engine {
                     Some(v) => codec::f32_from_le(codec::expect(&v, Codec::F32Le)?)?,
                     // Written before calibration and never re-encoded: the
                     // value itself is f32 (or the vector was just deleted).
+                    // (With dedup, the id may have moved to another
+                    // vector since the references were read: its original
+                    // now.)
+                    None if info.dedup => {
+                        let key = self.stored_keys(&info, &[*id])?;
+                        match key
+                            .first()
+                            .map(|k| self.get(Cf::Originals, k))
+                            .transpose()?
+                        {
+                            Some(Some(v)) => codec::f32_from_le(codec::expect(&v, Codec::F32Le)?)?,
+                            _ => match self.read_vector(&info, &composite_key(&info.name, id))? {
+                                Some(v) if v.first() == Some(&(Codec::F32Le as u8)) => {
+                                    codec::f32_from_le(&v[1..])?
+                                }
+                                _ => continue,
+                            },
+                        }
+                    }
                     None => match self.read_vector(&info, &composite_key(&info.name, id))? {
                         Some(v) if v.first() == Some(&(Codec::F32Le as u8)) => {
                             codec::f32_from_le(&v[1..])?
@@ -279,7 +298,7 @@ impl Engine {
         // The ids and, with dedup, the distinct vectors they refer to, as
         // of one moment.
         let snapshot = self.db().snapshot();
-        let contents = self.contents_at(info, &snapshot)?;
+        let contents = self.contents_at(info, &snapshot, budget)?;
         let mut it = self.group_iter_at(Cf::Vectors, &prefix, Some(&snapshot));
         let mut floats = Segment {
             ids: Vec::new(),

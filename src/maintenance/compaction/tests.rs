@@ -81,6 +81,9 @@ fn a_dry_run_changes_nothing_and_incremental_compacts_only_what_it_selects() {
 fn full_compacts_every_family_with_files_and_a_cancel_stops_it() {
     let (_d, e) = garbage_store();
     let progress = Progress::default();
+    // Its plan selects every family with files, garbage or not.
+    let dry = run(&e, None, true, &progress, &|| false, 0).unwrap();
+    assert!(family(&dry.plan, "sys").selected && !family(&dry.plan, "memory").selected);
     let r = run(&e, None, false, &progress, &|| false, 0).unwrap();
     assert_eq!(r.mode, "full");
     let names: Vec<&str> = r.compacted.iter().map(|c| c.family).collect();
