@@ -162,14 +162,15 @@ impl PersistenceHandle {
     }
 
     /// Run an operation on the persistence threads. One that adds data is
-    /// refused while the disk is below its reserve (deletes, reads and
-    /// WAL checkpoints go on: they are how space comes back).
+    /// refused while the disk is below its reserve (deletes, reads, WAL
+    /// checkpoints and cache sizes go on: the first three are how space
+    /// comes back).
     pub async fn call(&self, op: PersistenceOp) -> Result<Value> {
         if let Some(reserve) = &self.reserve {
             let method = op.method();
             let adds = crate::ops::OpInfo::find(method)
                 .is_some_and(|o| o.effect == crate::ops::Effect::Write)
-                && method != "wal_checkpoint";
+                && !matches!(method, "wal_checkpoint" | "cache_config");
             if adds {
                 reserve.check().map_err(|e| e.context(method))?;
             }

@@ -187,6 +187,7 @@ fn every_operation_has_a_command_whose_flags_the_daemon_accepts() {
             "--dry-run",
         ],
         &["compact", "--full"],
+        &["cache-config", "--size", "256MB", "--write-buffer", "32MB"],
     ];
     let mut seen = std::collections::BTreeSet::new();
     for args in cases {

@@ -25,6 +25,7 @@
 
 mod background;
 pub mod batch;
+pub mod cache;
 pub mod compression;
 mod history;
 pub mod indexes;
@@ -214,6 +215,7 @@ impl Engine {
         }
         engine.check_schema()?;
         engine.apply_compression()?;
+        engine.apply_stored_cache_config()?;
         let history = engine.load_history()?;
         match Arc::get_mut(&mut engine) {
             Some(e) => e.history = history,

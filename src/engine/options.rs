@@ -165,8 +165,11 @@ pub(crate) fn descriptors(config: &Config) -> (Options, Vec<ColumnFamilyDescript
 /// never refused), flushing when memtables reach half of it.
 pub(crate) struct LiveMemory {
     pub(crate) cache: Cache,
-    pub(crate) capacity: usize,
+    /// The cache's capacity, bytes (`cache-config` changes it).
+    pub(crate) capacity: std::sync::atomic::AtomicUsize,
     pub(crate) write_buffers: WriteBufferManager,
+    /// Each family's memtable size, bytes.
+    pub(crate) write_buffer: std::sync::atomic::AtomicUsize,
 }
 
 /// DB options, column families and memory of the live store.
@@ -190,8 +193,9 @@ pub(crate) fn live_descriptors(
         cfs,
         LiveMemory {
             cache,
-            capacity: cache_bytes,
+            capacity: cache_bytes.into(),
             write_buffers,
+            write_buffer: (config.rocksdb.write_buffer_size_mb * 1024 * 1024).into(),
         },
     )
 }

@@ -87,7 +87,7 @@ impl Engine {
         StoreMemory {
             block_cache: self.memory.cache.get_usage() as u64,
             block_cache_pinned: self.memory.cache.get_pinned_usage() as u64,
-            block_cache_capacity: self.memory.capacity as u64,
+            block_cache_capacity: self.memory.capacity.load(Ordering::Relaxed) as u64,
             memtables: self.memory.write_buffers.get_usage() as u64,
             table_readers: self.property_sum("rocksdb.estimate-table-readers-mem"),
             search_cache: self.search_cache_bytes(),

@@ -321,6 +321,8 @@ ops! {
             |_| Access::Open;
         WalCheckpoint(WalCheckpointParams) => "wal_checkpoint", cli ["wal", "checkpoint"], Write,
             |_| Access::Admin;
+        CacheConfig(CacheConfigParams) => "cache_config", cli ["cache-config"], Write,
+            |_| Access::Admin;
         IndexUpload(IndexUploadParams) => "index_upload", cli ["index", "upload"], Write,
             |p| Access::write(&p.name);
         IndexCommit(IndexCommitParams) => "index_commit", cli ["index", "commit"], Destructive,

@@ -143,3 +143,96 @@ impl Blocking<Store> for WalCheckpointParams {
             "duration_ms": t.elapsed().as_secs_f64() * 1000.0}))
     }
 }
+
+/// Resize the block cache (--size, e.g. 512MB or 2GB; at most half of limits.memory-mb) and each column family's memtable (--write-buffer, e.g. 64MB) at runtime, with no restart; kept across restarts. Without either, shows the sizes in force.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, Args)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfigParams {
+    /// The block cache: bytes, or with a unit (KB, MB, GB; binary: 1GB = 1024 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(long)]
+    pub size: Option<String>,
+    /// Each column family's memtable, same units.
+    #[serde(
+        default,
+        alias = "write-buffer",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[arg(long)]
+    pub write_buffer: Option<String>,
+}
+
+/// A size as MiB: `4GB`, `256MB`, `512MiB`, `65536KB` or plain bytes
+/// (binary units); a whole number of MiB.
+pub fn parse_mib(what: &str, text: &str) -> Result<usize> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| {
+        Error::invalid(format!(
+            "{what} {text:?} is not a size: give a number with KB, MB or GB (e.g. 512MB)"
+        ))
+    })?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        other => {
+            return Err(Error::invalid(format!(
+                "{what} {text:?}: unknown unit {other:?}; use KB, MB or GB"
+            )))
+        }
+    };
+    let bytes = n
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| Error::invalid(format!("{what} {text:?} is too large")))?;
+    if bytes % (1 << 20) != 0 {
+        return Err(Error::invalid(format!(
+            "{what} {text:?} is not a whole number of MiB"
+        )));
+    }
+    Ok((bytes >> 20) as usize)
+}
+
+impl Blocking<Store> for CacheConfigParams {
+    fn run(self, s: &Store) -> Result<Value> {
+        let e = s.engine.get()?;
+        let before = e.cache_config();
+        let size = self
+            .size
+            .as_deref()
+            .map(|t| parse_mib("--size", t))
+            .transpose()?;
+        let write_buffer = self
+            .write_buffer
+            .as_deref()
+            .map(|t| parse_mib("--write-buffer", t))
+            .transpose()?;
+        if size.is_none() && write_buffer.is_none() {
+            return Ok(json!({"current": before,
+                "rocksdb_block_cache_capacity": e.block_cache_capacity()}));
+        }
+        let after = e.set_cache_config(size, write_buffer)?;
+        Ok(json!({"previous": before, "current": after,
+            "rocksdb_block_cache_capacity": e.block_cache_capacity()}))
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::parse_mib;
+
+    #[test]
+    fn sizes_parse_in_binary_units_and_bad_ones_say_why() {
+        assert_eq!(parse_mib("--size", "4GB").unwrap(), 4096);
+        assert_eq!(parse_mib("--size", "256MB").unwrap(), 256);
+        assert_eq!(parse_mib("--size", "512MiB").unwrap(), 512);
+        assert_eq!(parse_mib("--size", "1048576").unwrap(), 1);
+        assert_eq!(parse_mib("--size", "2048 KB").unwrap(), 2);
+        for bad in ["", "MB", "12TB", "1.5GB", "100KB", "99999999999999999GB"] {
+            let e = parse_mib("--size", bad).unwrap_err();
+            assert!(e.message.contains("--size"), "{bad}: {}", e.message);
+        }
+    }
+}
