@@ -80,13 +80,27 @@ async fn writes_are_refused_at_the_reserve_and_come_back_after_space_is_freed() 
     ];
     match &mounted {
         Some(_) => eprintln!("disk_full: on a {SIZE_MB} MiB tmpfs"),
-        None => {
+        None if cfg!(feature = "fault-injection") => {
             eprintln!("disk_full: cannot mount a tmpfs here; simulated {SIZE_MB} MiB filesystem");
             env.push(("RUVECTOR_STORAGE_DISK_LIMIT_BYTES", &limit));
+        }
+        None => {
+            // Neither a small filesystem nor the simulated one (a build
+            // without fault injection): filling the real disk is no test.
+            eprintln!(
+                "disk_full: SKIPPED: cannot mount a tmpfs and not built with fault-injection"
+            );
+            return;
         }
     }
     let d = start_with(&data, &env, &[]);
     let c = d.client();
+    ok(
+        &c,
+        "memory_usage",
+        json!({"action": "store", "key": "m1", "value": "before the disk filled"}),
+    )
+    .await;
     let mut acked: Vec<u64> = Vec::new();
     let mut n = 0u64;
     let refusal = loop {
@@ -131,6 +145,25 @@ async fn writes_are_refused_at_the_reserve_and_come_back_after_space_is_freed() 
         }
     }
     assert!(refused, "the CLI was never refused");
+    // The claude-flow v2 tool reads but does not store; snapshots are
+    // refused too (they write into the same filesystem).
+    let got = ok(
+        &c,
+        "memory_usage",
+        json!({"action": "retrieve", "key": "m1"}),
+    )
+    .await;
+    assert!(got.to_string().contains("before the disk filled"), "{got}");
+    for (method, params) in [
+        (
+            "memory_usage",
+            json!({"action": "store", "key": "m2", "value": "x"}),
+        ),
+        ("snapshot_create", json!({})),
+    ] {
+        let (code, message) = err(&c, method, params).await;
+        assert_eq!(code, -32014, "{method}: {message}");
+    }
     let first = format!("k{:06}", acked[0]);
     let read = ok(&c, "storage_read", json!({"key": first})).await;
     assert_eq!(read["value"], noise(acked[0], 4096));

@@ -44,6 +44,16 @@ fn gone(who: &str, e: actix::MailboxError) -> Error {
 
 impl Router {
     pub async fn call(&self, op: Op) -> Result<Value> {
+        // Jobs of other actors that write into the data directory's
+        // filesystem (snapshots, local backups and drills, re-encoding and
+        // rewrites) are refused below the reserve too; deletes, prunes and
+        // compaction are how space comes back.
+        if matches!(
+            op.method(),
+            "snapshot_create" | "backup_create" | "backup_drill" | "storage_compress"
+        ) {
+            self.persistence.check_reserve(op.method())?;
+        }
         match op {
             Op::Persistence(o) => self.persistence.call(o).await,
             Op::Snapshot(o) => self

@@ -166,16 +166,27 @@ impl PersistenceHandle {
     /// checkpoints and cache sizes go on: the first three are how space
     /// comes back).
     pub async fn call(&self, op: PersistenceOp) -> Result<Value> {
-        if let Some(reserve) = &self.reserve {
-            let method = op.method();
-            let adds = crate::ops::OpInfo::find(method)
-                .is_some_and(|o| o.effect == crate::ops::Effect::Write)
-                && !matches!(method, "wal_checkpoint" | "cache_config");
-            if adds {
-                reserve.check().map_err(|e| e.context(method))?;
+        let adds = match &op {
+            // The claude-flow v2 tool: only its store adds data.
+            PersistenceOp::MemoryUsage(p) => p.adds_data(),
+            o => {
+                crate::ops::OpInfo::find(o.method())
+                    .is_some_and(|i| i.effect == crate::ops::Effect::Write)
+                    && !matches!(o.method(), "wal_checkpoint" | "cache_config")
             }
+        };
+        if adds {
+            self.check_reserve(op.method())?;
         }
         self.value(WorkKind::Op(op)).await
+    }
+
+    /// Refuse `method` while the disk is below its reserve.
+    pub fn check_reserve(&self, method: &str) -> Result<()> {
+        match &self.reserve {
+            Some(reserve) => reserve.check().map_err(|e| e.context(method)),
+            None => Ok(()),
+        }
     }
 
     /// Upsert one record of the daemon's own into the memory bus (and offer

@@ -129,15 +129,26 @@ impl Engine {
 
     /// At open: the sizes a `cache-config` chose, over the config's.
     pub(crate) fn apply_stored_cache_config(&self) -> Result<()> {
-        let read = |key: &str| -> Result<Option<usize>> {
-            self.get(Cf::Sys, key.as_bytes())?
-                .map(|raw| parse_mb(&raw, key))
-                .transpose()
+        // A value this build cannot read or apply must not keep the store
+        // from opening: the config's size serves, with a warning.
+        let read = |key: &str| -> Option<usize> {
+            let raw = self.get(Cf::Sys, key.as_bytes()).ok().flatten()?;
+            match parse_mb(&raw, key) {
+                Ok(mb) => Some(mb),
+                Err(e) => {
+                    tracing::warn!(error = %e, "ignoring a stored cache size");
+                    None
+                }
+            }
         };
-        let (cache, write_buffer) = (read(CACHE_KEY)?, read(WRITE_BUFFER_KEY)?);
-        // A cache over the budget of this config is left at the config's.
-        let cache = cache.filter(|mb| *mb <= self.limits().memory_mb / 2);
-        self.apply_cache_config(cache, write_buffer)
+        let cache =
+            read(CACHE_KEY).filter(|mb| (MIN_CACHE_MB..=self.limits().memory_mb / 2).contains(mb));
+        let write_buffer =
+            read(WRITE_BUFFER_KEY).filter(|mb| (1..=MAX_WRITE_BUFFER_MB).contains(mb));
+        if let Err(e) = self.apply_cache_config(cache, write_buffer) {
+            tracing::warn!(error = %e, "cannot apply the stored cache sizes; the config's serve");
+        }
+        Ok(())
     }
 }
 

@@ -82,14 +82,19 @@ impl DiskReserve {
         }
     }
 
-    /// The reserve of a filesystem of this size, bytes.
+    /// The reserve of a filesystem of this size, bytes: as configured, or
+    /// max(1 GiB, 2%) — but at most a tenth of the filesystem, so a small
+    /// one (a 1 GiB volume, a tmpfs) is not refused from the first write.
     pub fn bytes(&self, space: &DiskSpace) -> u64 {
-        self.configured
-            .unwrap_or_else(|| (1u64 << 30).max(space.total() / 50))
+        self.configured.unwrap_or_else(|| {
+            let total = space.total();
+            (1u64 << 30).max(total / 50).min(total / 10)
+        })
     }
 
     /// Refuse a write while the filesystem is below the reserve (one
-    /// statvfs; unknown space lets it through).
+    /// statvfs; unknown space lets it through). Checked before the write,
+    /// so requests in flight together may take up to their own sizes more.
     pub fn check(&self) -> crate::error::Result<()> {
         let Some(space) = self.disk.space(&self.path) else {
             return Ok(());

@@ -44,6 +44,11 @@ pub struct MemoryUsageParams {
 }
 
 impl MemoryUsageParams {
+    /// Only store adds data (refused when the disk is under its reserve).
+    pub fn adds_data(&self) -> bool {
+        self.action == "store"
+    }
+
     /// store and delete write; the other actions read.
     pub fn access(&self) -> Access {
         match self.action.as_str() {
