@@ -52,7 +52,7 @@ impl Router {
             op.method(),
             "snapshot_create" | "backup_create" | "backup_drill" | "storage_compress"
         ) {
-            self.persistence.check_reserve(op.method())?;
+            self.persistence.check_reserve(op.method()).await?;
         }
         match op {
             Op::Persistence(o) => self.persistence.call(o).await,

@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::bus::MemoryStore;
 use crate::engine::{EngineSlot, Pass};
 use crate::error::{Error, Result};
+use crate::metrics::disk::DiskReserve;
 use crate::metrics::{HostDisk, Latest, Sample};
 use crate::ops::{PersistenceOp, Store};
 
@@ -43,7 +44,9 @@ pub struct Work {
 }
 
 enum WorkKind {
-    Op(PersistenceOp),
+    /// An operation; with a reserve, one that adds data, checked against
+    /// it first (a statvfs, on this thread rather than the reactor).
+    Op(PersistenceOp, Option<Arc<DiskReserve>>),
     Publish {
         namespace: String,
         key: String,
@@ -72,9 +75,12 @@ impl Handler<Work> for Persistence {
     fn handle(&mut self, w: Work, _: &mut Self::Context) -> Result<Done> {
         let s = &self.store;
         match w.kind {
-            WorkKind::Op(op) => {
+            WorkKind::Op(op, reserve) => {
                 let method = op.method();
                 let _span = tracing::debug_span!("op", method).entered();
+                if let Some(reserve) = reserve {
+                    reserve.check().map_err(|e| e.context(method))?;
+                }
                 op.run(s).map(Done::Value)
             }
             WorkKind::Publish {
@@ -114,7 +120,7 @@ pub struct PersistenceHandle {
     /// Other agents' memory servers that also receive published records.
     external: Option<Arc<crate::external::ExternalBus>>,
     /// Writes are refused below it (`None`: never).
-    reserve: Option<Arc<crate::metrics::disk::DiskReserve>>,
+    reserve: Option<Arc<DiskReserve>>,
 }
 
 impl PersistenceHandle {
@@ -156,7 +162,7 @@ impl PersistenceHandle {
     }
 
     /// Keep `reserve` free: operations that add data are refused below it.
-    pub fn with_reserve(mut self, reserve: Arc<crate::metrics::disk::DiskReserve>) -> Self {
+    pub fn with_reserve(mut self, reserve: Arc<DiskReserve>) -> Self {
         self.reserve = Some(reserve);
         self
     }
@@ -175,18 +181,19 @@ impl PersistenceHandle {
                     && !matches!(o.method(), "wal_checkpoint" | "cache_config")
             }
         };
-        if adds {
-            self.check_reserve(op.method())?;
-        }
-        self.value(WorkKind::Op(op)).await
+        let reserve = self.reserve.clone().filter(|_| adds);
+        self.value(WorkKind::Op(op, reserve)).await
     }
 
-    /// Refuse `method` while the disk is below its reserve.
-    pub fn check_reserve(&self, method: &str) -> Result<()> {
-        match &self.reserve {
-            Some(reserve) => reserve.check().map_err(|e| e.context(method)),
-            None => Ok(()),
-        }
+    /// Refuse `method` while the disk is below its reserve (the statvfs on
+    /// a blocking thread).
+    pub async fn check_reserve(&self, method: &'static str) -> Result<()> {
+        let Some(reserve) = self.reserve.clone() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || reserve.check().map_err(|e| e.context(method)))
+            .await
+            .unwrap_or_else(|e| Err(Error::internal(format!("the disk check failed: {e}"))))
     }
 
     /// Upsert one record of the daemon's own into the memory bus (and offer
